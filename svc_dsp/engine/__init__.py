@@ -1,0 +1,1 @@
+"""Converter (offline), parameters, dynamics."""

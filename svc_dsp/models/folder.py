@@ -1,0 +1,178 @@
+"""Model folders on disk: ``model.json`` + ``*.safetensors`` + ``SHA256SUMS``.
+
+The engine never unpickles. Weights are read only from safetensors files whose
+header has been checked; anything that looks like a pickle or a torch zip
+archive is refused with a message that says how to import it safely.
+Folders are written to a temporary sibling and renamed when complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from svc_dsp.errors import ManifestError, ModelFormatError, PickleRefusedError
+
+CONFIG_NAME = "model.json"
+MANIFEST_NAME = "SHA256SUMS"
+FORMAT_NAME = "svc-host-model"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read and minimally validate ``folder/model.json``."""
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not folder.is_dir():
+        raise ModelFormatError(
+            f"model folder '{folder}' does not exist or is not a folder; pass a folder that holds "
+            f"{CONFIG_NAME} (so-vits-svc .pth files come in through 'svc-host import sovits')")
+    if not path.is_file():
+        raise ModelFormatError(
+            f"'{folder}' has no {CONFIG_NAME}; a model folder holds {CONFIG_NAME}, *.safetensors and "
+            f"{MANIFEST_NAME}. Foreign checkpoints: run 'svc-host import sovits G.pth config.json -o DIR'")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFormatError(f"'{path}' is not valid JSON ({e}); re-export the model") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_NAME:
+        raise ModelFormatError(
+            f"'{path}': field 'format' is {cfg.get('format') if isinstance(cfg, dict) else cfg!r}, "
+            f"expected '{FORMAT_NAME}'")
+    if int(cfg.get("format_version", -1)) > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"'{path}': format_version {cfg.get('format_version')} is newer than this svc-host "
+            f"understands ({FORMAT_VERSION}); upgrade svc-host")
+    for key in ("family", "sample_rate"):
+        if key not in cfg:
+            raise ModelFormatError(f"'{path}' lacks the required field '{key}'")
+    return cfg
+
+
+def verify_manifest(folder: str | os.PathLike) -> dict[str, str]:
+    """Check every file listed in SHA256SUMS; return {name: sha256}.
+
+    A missing manifest, a listed file that is missing, or a hash mismatch raise ManifestError.
+    """
+    folder = Path(folder)
+    mpath = folder / MANIFEST_NAME
+    if not mpath.is_file():
+        raise ManifestError(f"'{folder}' has no {MANIFEST_NAME}; the folder is incomplete or was not "
+                            f"written by svc-host. Re-export or re-import the model.")
+    sums: dict[str, str] = {}
+    for line in mpath.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        digest, _, name = line.partition("  ")
+        sums[name.strip()] = digest.strip()
+    for name, digest in sums.items():
+        p = folder / name
+        if not p.is_file():
+            raise ManifestError(f"'{folder}': {MANIFEST_NAME} lists '{name}' but the file is missing")
+        actual = sha256_file(p)
+        if actual != digest:
+            raise ManifestError(
+                f"'{p}': sha256 is {actual[:16]}..., the manifest says {digest[:16]}...; the file is "
+                f"corrupt or was changed after export. Re-copy the model folder.")
+    return sums
+
+
+def _check_safetensors_header(path: Path) -> int:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:2] == b"PK" or (len(head) > 1 and head[0] == 0x80 and head[1] <= 5):
+        raise PickleRefusedError(
+            f"'{path}' is a pickle/torch checkpoint, not safetensors (it may run code when loaded, so "
+            f"svc-host never opens it). Import it safely with 'svc-host import sovits FILE.pth "
+            f"config.json -o MODEL_DIR'.")
+    if len(head) < 9:
+        raise ModelFormatError(f"'{path}' is {len(head)} bytes long; not a safetensors file")
+    (n,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{" or n > os.path.getsize(path):
+        raise ModelFormatError(f"'{path}' does not start with a safetensors header; re-export the model")
+    return n
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a safetensors file as numpy arrays after checking it is not a pickle."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    _check_safetensors_header(path)
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own types
+        raise ModelFormatError(f"'{path}' could not be read as safetensors: {e}") from None
+
+
+def check_shapes(tensors: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], where: str) -> None:
+    """Raise WeightMismatchError naming the first missing, unexpected or mis-shaped tensor."""
+    from svc_dsp.errors import WeightMismatchError
+
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise WeightMismatchError(f"{where}: tensor '{name}' is missing (expected shape {tuple(shape)}); "
+                                      f"the weights do not belong to this config")
+        got = tuple(tensors[name].shape)
+        if got != tuple(shape):
+            raise WeightMismatchError(f"{where}: tensor '{name}' has shape {got}, the config implies "
+                                      f"{tuple(shape)}; the weights do not belong to this config")
+    for name in tensors:
+        if name not in expected:
+            raise WeightMismatchError(f"{where}: unexpected tensor '{name}' (shape {tuple(tensors[name].shape)}); "
+                                      f"the weights do not belong to this config")
+
+
+def write_model_folder(folder: str | os.PathLike, config: Mapping[str, Any],
+                       weights: Mapping[str, Mapping[str, np.ndarray]],
+                       extra_files: Mapping[str, bytes] | None = None, *, overwrite: bool = False) -> Path:
+    """Write a complete model folder atomically.
+
+    weights: {file name (e.g. "model.safetensors"): {tensor name: array}}.
+    The folder is assembled under a temporary sibling name and renamed into place.
+    """
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise ModelFormatError(f"'{folder}' already exists; choose another output folder or pass overwrite")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        cfg = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **dict(config)}
+        (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        for fname, tensors in weights.items():
+            arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+            save_file(arrays, str(tmp / fname))
+        for fname, data in (extra_files or {}).items():
+            (tmp / fname).write_bytes(data)
+        names = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        lines = [f"{sha256_file(tmp / n)}  {n}" for n in names]
+        (tmp / MANIFEST_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
