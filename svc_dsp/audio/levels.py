@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import soxr
-from scipy.signal import sosfilt, sosfilt_zi  # noqa: F401  (sosfilt_zi kept for callers)
+from scipy.signal import sosfilt
 
 from svc_dsp.errors import AudioError, ParameterError
 
@@ -205,7 +205,7 @@ def _limiter_gain(env: np.ndarray, ceiling: float, lookahead: int, release: int)
     # release: reduction r[k] = max_{j<=k} (1-h[j]) * a**(k-j), computed blockwise
     red = 1.0 - h
     a = math.exp(-1.0 / max(1.0, release))
-    blk = max(1, min(n, int(200 * max(1.0, release)) // 100, 4096))
+    blk = int(min(4096, max(1.0, 2.0 * release)))  # keeps a**-blk small
     out = np.empty(n)
     state = 0.0
     for s in range(0, n, blk):
@@ -218,7 +218,7 @@ def _limiter_gain(env: np.ndarray, ceiling: float, lookahead: int, release: int)
         state = cur[-1]
     g = 1.0 - out
     # attack ramp: trailing mean over la samples (window [k-la+1, k])
-    cs = np.concatenate([np.ones(la), g])
+    cs = np.concatenate([np.full(la, g[0]), g])  # g[0] <= req[0..la-1]: safe padding
     c = np.cumsum(cs)
     smooth = (c[la:] - c[:-la]) / la
     return np.minimum(smooth, 1.0)

@@ -25,7 +25,7 @@ import soxr
 
 from svc_dsp.errors import AudioError
 
-__all__ = ["resample", "StreamResampler", "QUALITIES"]
+__all__ = ["resample", "StreamResampler", "output_length", "QUALITIES"]
 
 QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 
@@ -146,6 +146,7 @@ class StreamResampler:
         self._n_in = 0
         self._n_out = 0
         self._flushed = False
+        self._mono_io = False
         # pending output, channels first; starts with the latency's worth of silence
         self._pending = np.zeros((self.channels, self._delay), np.float32)
 
@@ -168,6 +169,7 @@ class StreamResampler:
         if self._flushed:
             raise AudioError("process() after flush(); call reset() to start a new stream")
         x, mono = self._as_block(block)
+        self._mono_io = mono
         if self.passthrough:
             y = x.copy()
             return y[0] if mono else y
@@ -188,16 +190,20 @@ class StreamResampler:
         return out
 
     def flush(self) -> np.ndarray:
-        """End the stream: return the remaining ``(C, m)`` samples (the delayed tail)."""
+        """End the stream: return the remaining ``(C, m)`` samples (the delayed tail);
+        ``(m,)`` when the last ``process`` call was given a mono ``(n,)`` block."""
         if self.passthrough or self._flushed:
             self._flushed = True
-            return np.zeros((self.channels, 0), np.float32)
-        assert self._stream is not None
-        tail = self._stream.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
-        if tail.shape[0]:
-            self._pending = np.concatenate([self._pending, tail.T], axis=1)
-        self._flushed = True
-        return self._take(self._pending.shape[1])
+            y = np.zeros((self.channels, 0), np.float32)
+        else:
+            assert self._stream is not None
+            tail = self._stream.resample_chunk(np.zeros((0, self.channels), np.float32),
+                                               last=True)
+            if tail.shape[0]:
+                self._pending = np.concatenate([self._pending, tail.T], axis=1)
+            self._flushed = True
+            y = self._take(self._pending.shape[1])
+        return y[0] if self._mono_io else y
 
     def expected_total(self, n_in_total: int) -> int:
         """Samples returned in total by ``process`` after ``n_in_total`` input samples."""

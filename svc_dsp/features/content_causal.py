@@ -137,7 +137,12 @@ class CausalMelEncoder(ContentEncoder):
         return round(self.frame_seconds * sample_rate)
 
     def encode(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Units for frames j = 0..ceil(N/hop)-1 on the engine grid (delay removed)."""
+        """Units for frames j = 0..ceil(N/hop)-1 on the engine grid (delay removed): (T, dim)."""
+        return self.encode_with_energy(audio, sample_rate)[0]
+
+    def encode_with_energy(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """(units (T, dim), energy (T,)) for frames j on the engine grid; ``energy`` is the
+        log mel-power sum of frame j, the loudness input of the 'hpn' decoder."""
         hop = self.hop(sample_rate)
         n = audio.shape[-1]
         n_frames = -(-n // hop)
@@ -146,9 +151,11 @@ class CausalMelEncoder(ContentEncoder):
         x = np.zeros(total, dtype=np.float32)
         x[:n] = audio
         with torch.inference_mode():
-            u, _, _ = self.net(sample_rate)(torch.from_numpy(x)[None])
+            u, e, _ = self.net(sample_rate)(torch.from_numpy(x)[None])
         start = 1 + self.delay_frames  # window lookahead (1 hop) + trained delay
-        return u[0, :, start:start + n_frames].T.numpy().copy()
+        units = u[0, :, start:start + n_frames].T.numpy().copy()
+        energy = e[0, 0, 1:1 + n_frames].numpy().copy()
+        return units, energy
 
     def tensors(self) -> dict[str, np.ndarray]:
         assert self._state_dict is not None

@@ -93,7 +93,11 @@ def load_model(path_or_name: str | os.PathLike) -> VoiceModel:
     """
     p = Path(path_or_name)
     if not p.is_dir():
-        p = find_in_catalog("models", str(path_or_name))
+        text = str(path_or_name)
+        if "/" in text or "\\" in text or text.startswith("."):
+            raise ModelFormatError(f"model folder '{text}' does not exist; pass an existing model folder or a "
+                                   f"catalog name ({', '.join(list_catalog('models')) or 'none installed'})")
+        p = find_in_catalog("models", text)
     cfg = read_config(p)
     verify_manifest(p)
     loader = family_loader(str(cfg["family"]))

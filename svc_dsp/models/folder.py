@@ -58,7 +58,8 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise ModelFormatError(
             f"'{path}': format_version {cfg.get('format_version')} is newer than this svc-host "
             f"understands ({FORMAT_VERSION}); upgrade svc-host")
-    for key in ("family", "sample_rate"):
+    required = ("family",) if cfg.get("family") == "content-encoder" else ("family", "sample_rate")
+    for key in required:
         if key not in cfg:
             raise ModelFormatError(f"'{path}' lacks the required field '{key}'")
     return cfg

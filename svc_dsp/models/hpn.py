@@ -239,3 +239,34 @@ def _load(folder: Path, cfg: dict[str, Any]) -> HpnModel:
 
 register_family(FAMILY, _load)
 _ = CausalMelEncoderNet
+
+
+def save_model_folder(model: HpnModel, folder: Path | str, *, bundle_encoder: bool = True,
+                      overwrite: bool = False) -> Path:
+    """Write ``model`` as a model folder.
+
+    bundle_encoder: copy the encoder into ``folder/encoder/`` (self-contained); otherwise
+    reference it by catalog name and sha256 of its weights.
+    """
+    import hashlib
+
+    from safetensors.numpy import save as st_save
+
+    from svc_dsp.models.folder import write_model_folder
+
+    folder = Path(folder)
+    enc_tensors = model.encoder.tensors()
+    enc_bytes = st_save({k: np.ascontiguousarray(v) for k, v in enc_tensors.items()})
+    ref = {"kind": model.encoder.kind, "name": model.encoder.config.get("name"), "dim": model.encoder.dim,
+           "sha256": hashlib.sha256(enc_bytes).hexdigest()}
+    cfg = dict(model.config)
+    if bundle_encoder:
+        ref["folder"] = "encoder"
+    cfg["content_encoder"] = ref
+    out = write_model_folder(folder, cfg, {"model.safetensors": model.decoder_tensors()}, overwrite=overwrite)
+    if bundle_encoder:
+        enc_cfg = {k: v for k, v in model.encoder.config.items() if k not in ("format", "format_version")}
+        tmp = out / ".encoder.partial"
+        write_model_folder(tmp, enc_cfg, {}, {"encoder.safetensors": enc_bytes})
+        tmp.rename(out / "encoder")
+    return out

@@ -1,0 +1,184 @@
+"""The ``svc-host`` command line. Thin: one subcommand per stage, heavy imports
+(torch, onnxruntime) only inside the commands that need them, so ``--help`` is instant.
+
+Parameter flags are generated from the parameter table (svc_dsp.engine.parameters).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from svc_dsp.engine.parameters import PARAMETERS, Parameter
+
+DEFAULT_PRESET = "demo"
+# so-vits-svc flags users already type -> our parameters
+_SHORT_FLAGS = {"transpose": ["-t"], "speaker": ["-s"], "f0_method": ["-f0p"]}
+
+RENDER_EPILOG = """\
+channels:
+  mono      converted as is.
+  stereo / more channels
+            the voice is converted once from the average of all channels and written
+            to every channel (centred); with --mix below 1 the dry part keeps each
+            channel's own signal. Output has the input's channel count.
+output:     same sample rate, channel count, length and sample format (PCM_16/24/32,
+            FLOAT ...) as the input unless --subtype says otherwise; integer formats
+            clip at full scale and the summary reports how many samples clipped.
+so-vits-svc words: -t/--transpose (semitones), -s/--speaker, -f0p/--f0-method,
+  -lea X (loudness envelope adjustment) = --loudness-match 1-X
+  (so-vits: 1 keeps the output's own envelope; ours: 1 follows the input's).
+"""
+
+
+def _add_param_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("parameters (the same names as in presets, OSC and the Python API)")
+    for prm in PARAMETERS.values():
+        flags = [f"--{prm.name.replace('_', '-')}"] + _SHORT_FLAGS.get(prm.name, [])
+        kw: dict[str, Any] = {"dest": prm.name, "default": None}
+        unit = "" if prm.unit == "%" else f" {prm.unit}"
+        rng = f" [{prm.minimum:g}..{prm.maximum:g}{unit}]" if prm.kind == "float" else ""
+        if prm.kind == "float":
+            kw.update(type=float, metavar="X")
+        elif prm.kind == "bool":
+            kw.update(action="store_const", const=True)
+        elif prm.kind == "choice":
+            kw.update(choices=prm.choices)
+        elif prm.kind == "mix":
+            kw.update(type=_parse_mix, metavar="NAME=W,...")
+        else:
+            kw.update(metavar="NAME")
+        text = f"{prm.doc}{rng} (default: {prm.to_text(prm.default)})"
+        g.add_argument(*flags, help=text.replace("%", "%%"), **kw)
+    g.add_argument("-lea", "--loudness-envelope-adjustment", dest="lea", type=float, default=None, metavar="X",
+                   help="so-vits-svc's -lea (0..1, 1 = output's own envelope); sets loudness_match = 1 - X")
+
+
+def _parse_mix(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, w = part.partition("=")
+        if not name or not w:
+            raise argparse.ArgumentTypeError(f"speaker mix '{text}': write NAME=WEIGHT,NAME=WEIGHT")
+        try:
+            out[name.strip()] = float(w)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"speaker mix '{text}': weight '{w}' is not a number") from None
+    return out
+
+
+def _params_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    params = {n: getattr(args, n) for n in PARAMETERS if getattr(args, n, None) is not None}
+    if getattr(args, "lea", None) is not None:
+        params["loudness_match"] = 1.0 - float(args.lea)
+    return params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="svc-host", description="Singing-voice conversion for DAW work.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("render", help="convert files or folders of stems", epilog=RENDER_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (walked recursively)")
+    r.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (tree kept)")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--preset", metavar="NAME", help=f"catalog preset or .toml file (default: {DEFAULT_PRESET})")
+    src.add_argument("--model", metavar="DIR|NAME", help="model folder or catalog model name")
+    r.add_argument("--jobs", type=int, default=1, metavar="N", help="files rendered in parallel (processes)")
+    ex = r.add_mutually_exclusive_group()
+    ex.add_argument("--overwrite", dest="existing", action="store_const", const="overwrite",
+                    help="replace existing outputs")
+    ex.add_argument("--skip-existing", dest="existing", action="store_const", const="skip",
+                    help="leave existing outputs alone (default)")
+    r.add_argument("--subtype", metavar="FMT", help="output sample format, e.g. PCM_24 or FLOAT (default: input's)")
+    r.add_argument("--json", dest="json_report", metavar="FILE", help="also write the report as JSON")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _add_param_flags(r)
+    r.set_defaults(func=cmd_render, existing="skip")
+
+    m = sub.add_parser("models", help="list catalog models, encoders and presets")
+    m.set_defaults(func=cmd_models)
+
+    try:
+        from training.cli import add_train_subcommands
+    except ImportError:  # training is optional for a render-only install
+        add_train_subcommands = None
+    if add_train_subcommands is not None:
+        t = sub.add_parser("train", help="prepare -> features -> fit -> export a voice model")
+        add_train_subcommands(t.add_subparsers(dest="stage", metavar="STAGE", required=True))
+    return ap
+
+
+def _resolve_model_and_params(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from host_bridge.presets import load_preset
+
+    params: dict[str, Any] = {}
+    if args.model:
+        model_ref = args.model
+    else:
+        preset = load_preset(args.preset or DEFAULT_PRESET, allow_path=True)
+        model_ref = preset.model
+        params.update(preset.parameters)
+    params.update(_params_from_args(args))
+    for k, v in params.items():
+        PARAMETERS[k].validate(v)
+    return model_ref, params
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from host_bridge.render import plan_outputs, render_batch, summary_table
+
+    model_ref, params = _resolve_model_and_params(args)
+    pairs = plan_outputs(args.inputs, args.output)
+    if not pairs:
+        print(f"svc-host render: no audio files found in {', '.join(args.inputs)}", file=sys.stderr)
+        return 2
+
+    def progress(i: int, n: int, r: Any) -> None:
+        if not args.quiet:
+            bar = "#" * int(20 * i / n)
+            print(f"[{bar:<20}] {i}/{n} {r.status:7s} {r.input}", file=sys.stderr, flush=True)
+
+    results = render_batch(pairs, model_ref, params, jobs=max(1, args.jobs), existing=args.existing,
+                           subtype=args.subtype, progress=progress)
+    print(summary_table(results))
+    if args.json_report:
+        with open(args.json_report, "w", encoding="utf-8") as f:
+            json.dump([r.__dict__ for r in results], f, indent=2)
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from host_bridge.presets import list_presets
+    from svc_dsp.models.catalog import catalog_roots, list_catalog
+
+    print("catalog roots: " + ", ".join(str(r) for r in catalog_roots()))
+    print("models:   " + (", ".join(list_catalog("models")) or "none"))
+    print("encoders: " + (", ".join(list_catalog("encoders")) or "none"))
+    print("presets:  " + (", ".join(list_presets()) or "none"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from svc_dsp.errors import SvcError
+
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if not getattr(args, "func", None):
+        ap.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SvcError as e:
+        print(f"svc-host {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("svc-host: interrupted; no partial output files were left", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+_ = Parameter

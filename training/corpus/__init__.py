@@ -1,0 +1,1 @@
+"""Corpora that training builds itself (synthetic, phone-labelled speech)."""
