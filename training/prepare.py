@@ -15,6 +15,7 @@ A file that cannot be read is listed in the report and skipped; it never stops t
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -141,7 +142,7 @@ def prepare(dataset_raw: Path, out_dir: Path, *, sample_rate: int = 24000, targe
     args = [(str(p), int(sample_rate), float(target_lufs), bool(skip_loudnorm), float(min_s), float(max_s))
             for _, p in jobs_list]
     if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(_process_file, *zip(*args)))
     else:
         results = [_process_file(*a) for a in args]

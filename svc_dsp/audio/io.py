@@ -170,10 +170,15 @@ def load_audio(path: PathLike, *, start: int = 0,
 
 def iter_blocks(path: PathLike, block_frames: int) -> Iterator[np.ndarray]:
     """Yield float32 blocks of shape ``(C, n)`` with ``n == block_frames`` (the last may be
-    shorter), reading the file with constant memory."""
+    shorter), reading the file with constant memory. The file is checked (as by
+    :func:`load_audio`) when this is called, not at the first ``next()``."""
     if block_frames < 1:
         raise AudioError(f"block_frames={block_frames}; allowed: >= 1")
     info = _open_info(path)
+    return _blocks(info, int(block_frames))
+
+
+def _blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
     try:
         with sf.SoundFile(info.path) as fh:
             while True:

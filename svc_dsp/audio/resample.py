@@ -11,8 +11,8 @@ calls — up to about one internal processing block (e.g. ~920 samples at 48000 
 A real-time engine needs a constant latency instead, so the stream is made causal: its output
 is libsoxr's output preceded by ``delay_out`` zeros, and after ``n`` input samples in total it
 has returned ``floor(n * sr_out / sr_in)`` samples in total. ``delay_out`` is the worst-case
-hold-back, measured once per (rates, quality) at construction by feeding silence one input
-sample at a time (see :func:`_measure_holdback`), plus 2-3 samples of margin. Should libsoxr
+hold-back, measured once per (rates, quality) at construction by feeding silence about one
+output sample at a time (see :func:`_measure_holdback`), plus 2-3 samples of margin. Should libsoxr
 ever hold back more than that, a call returns fewer samples and later calls catch up; the
 concatenated output is unchanged.
 """

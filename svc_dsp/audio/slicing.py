@@ -50,8 +50,9 @@ def silence_slices(audio: np.ndarray, sample_rate: int, *, threshold_db: float =
 
     Frames (``hop_s`` apart, window ``min(min_interval, 4 hops)``) whose RMS is below
     ``threshold_db`` dBFS are silent. A silent run of at least ``min_interval_s`` ends a piece
-    only if the piece is already ``min_length_s`` long (shorter pieces run on into the next, so
-    they are merged with their neighbour); at most ``max_sil_kept_s`` of silence stays at each
+    only if the piece is already ``min_length_s`` long when the silence starts (shorter pieces
+    run on into the next, so they are merged with their neighbour; audio-slicer itself counts
+    to the end of the silence and can leave pieces slightly short); at most ``max_sil_kept_s`` of silence stays at each
     cut edge, cutting at the quietest frame. Leading/trailing silence is trimmed to
     ``max_sil_kept_s``. A last piece shorter than ``min_length_s`` is merged into the one
     before. Pieces that are silent throughout are dropped; all-silent audio gives ``[]``.

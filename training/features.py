@@ -1,0 +1,256 @@
+"""Stage 2: per prepared piece, content units + energy + F0 + loudness, cached.
+
+For ``audio/<speaker>/<n>.wav`` this writes ``features/<speaker>/<n>.npz`` holding float32
+arrays on the engine's frame grid (frame j describes the audio around sample (j+1)*hop):
+
+    units     (T, D)  content units of the frozen encoder (delay removed)
+    energy    (T,)    log mel-power sum: the 'hpn' decoder's loudness input
+    f0        (T,)    Hz, 0 where unvoiced
+    loudness  (T,)    dB (Hann-weighted RMS), for reports and loudness statistics
+
+and a sidecar ``<n>.json`` (written last; it marks the npz complete) recording the encoder's
+sha256, the F0 method and range, and the audio's size, mtime and sha256. A re-run redoes
+only what is missing or stale. ``features/features.json`` records the encoder reference
+that training and export use.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svc_dsp.errors import TrainingError
+from training.prepare import read_filelist, read_prepared
+
+FEATURES_VERSION = 1
+DEFAULT_F0_RANGE = (50.0, 1100.0)
+
+
+@dataclass
+class FeatureReport:
+    """What :func:`extract_features` did; ``failed``: [(audio path, reason)]."""
+
+    computed: int = 0
+    up_to_date: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds_of_audio: float = 0.0
+    wall_seconds: float = 0.0
+    encoder: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"features: {self.computed} computed ({self.seconds_of_audio:.0f} s of audio in "
+                 f"{self.wall_seconds:.1f} s), {self.up_to_date} already up to date; encoder "
+                 f"'{self.encoder.get('name')}' ({self.encoder.get('dim')}-dim)"]
+        lines += [f"  failed '{p}': {why}" for p, why in self.failed]
+        return "\n".join(lines)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_encoder_folder(encoder_folder_or_name: str | os.PathLike) -> Path:
+    """A content-encoder folder from a path or a catalog name (``encoders/<name>``)."""
+    from svc_dsp.models.catalog import find_in_catalog
+
+    p = Path(encoder_folder_or_name)
+    if p.is_dir():
+        return p.resolve()
+    return find_in_catalog("encoders", str(encoder_folder_or_name)).resolve()
+
+
+def encoder_reference(folder: Path) -> dict[str, Any]:
+    """{"kind", "name", "dim", "sha256", "path"} of a content-encoder folder (path is absolute)."""
+    from svc_dsp.features.content import load_content_encoder
+
+    enc = load_content_encoder(folder)
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise TrainingError(f"content encoder '{folder}' has no *.safetensors weights")
+    return {"kind": enc.kind, "name": str(enc.config.get("name", folder.name)), "dim": int(enc.dim),
+            "sha256": sha256_of(weights[0]), "path": str(folder)}
+
+
+def features_path(prep_dir: Path, rel_audio: str) -> Path:
+    """``audio/<spk>/<n>.wav`` -> ``prep_dir/features/<spk>/<n>.npz``."""
+    parts = Path(rel_audio).parts
+    return Path(prep_dir, "features", *parts[1:]).with_suffix(".npz")
+
+
+def _is_fresh(sidecar: Path, audio: Path, want: dict[str, Any]) -> bool:
+    """True when the sidecar matches the settings and the audio (size+mtime, else sha256)."""
+    if not sidecar.is_file() or not sidecar.with_suffix(".npz").is_file():
+        return False
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    for k, v in want.items():
+        if meta.get(k) != v:
+            return False
+    st = audio.stat()
+    if meta.get("audio_size") == st.st_size and meta.get("audio_mtime_ns") == st.st_mtime_ns:
+        return True
+    if meta.get("audio_sha256") == sha256_of(audio):  # touched but unchanged: refresh the sidecar
+        meta.update(audio_size=st.st_size, audio_mtime_ns=st.st_mtime_ns)
+        _atomic_write(sidecar, json.dumps(meta, indent=1).encode())
+        return True
+    return False
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(encoder_folder: str, threads: int | None) -> None:
+    import torch
+
+    from svc_dsp.features.content import load_content_encoder
+
+    if threads is not None:  # worker processes only; the caller's setting is left alone
+        torch.set_num_threads(threads)
+    _WORKER["encoder"] = load_content_encoder(encoder_folder)
+    _WORKER["folder"] = encoder_folder
+
+
+def compute_features(audio: np.ndarray, sample_rate: int, encoder: Any, f0_method: str,
+                     f0_range: tuple[float, float] = DEFAULT_F0_RANGE) -> dict[str, np.ndarray]:
+    """Feature arrays of one mono float32 signal (see the module docstring)."""
+    import svc_dsp.features  # noqa: F401  (registers the F0 trackers)
+    from svc_dsp.features.f0 import get_f0_tracker
+    from svc_dsp.features.loudness import frame_loudness_db
+
+    hop = encoder.hop(sample_rate)
+    units, energy = encoder.encode_with_energy(audio, sample_rate)
+    n = units.shape[0]
+    f0 = get_f0_tracker(f0_method).track(audio, sample_rate, hop, n, f0_range[0], f0_range[1])
+    loud = frame_loudness_db(audio, sample_rate, hop, n)
+    return {"units": units.astype(np.float32), "energy": energy.astype(np.float32),
+            "f0": np.asarray(f0, np.float32), "loudness": np.asarray(loud, np.float32)}
+
+
+def _extract_one(prep_dir: str, rel: str, want: dict[str, Any]) -> tuple[str, float, str | None]:
+    """Compute and write one file's features; returns (rel, seconds of audio, error or None)."""
+    from svc_dsp.audio.io import load_audio
+
+    audio_path = Path(prep_dir) / rel
+    out = features_path(Path(prep_dir), rel)
+    try:
+        x, sr, _ = load_audio(audio_path)
+        if sr != want["sample_rate"]:
+            return rel, 0.0, f"sample rate {sr} Hz, the prepared set says {want['sample_rate']}; re-run prepare"
+        mono = x.mean(axis=0).astype(np.float32)
+        feats = compute_features(mono, sr, _WORKER["encoder"], want["f0_method"], tuple(want["f0_range"]))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        buf = _npz_bytes(feats)
+        _atomic_write(out, buf)
+        st = audio_path.stat()
+        meta = {**want, "version": FEATURES_VERSION, "audio": rel, "audio_size": st.st_size,
+                "audio_mtime_ns": st.st_mtime_ns, "audio_sha256": sha256_of(audio_path),
+                "n_frames": int(feats["units"].shape[0])}
+        _atomic_write(out.with_suffix(".json"), json.dumps(meta, indent=1, ensure_ascii=False).encode())
+        return rel, mono.shape[0] / sr, None
+    except Exception as e:  # noqa: BLE001 - reported per file
+        return rel, 0.0, f"{type(e).__name__}: {e}"
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    import io
+
+    b = io.BytesIO()
+    np.savez(b, **arrays)
+    return b.getvalue()
+
+
+def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLike, f0_method: str = "harvest",
+                     jobs: int = 1, f0_range: tuple[float, float] = DEFAULT_F0_RANGE) -> FeatureReport:
+    """Extract features for every piece in ``prep_dir``'s file lists (train and val).
+
+    ``encoder_folder_or_name``: a content-encoder folder or a catalog name (e.g. 'svc-phone-v1').
+    ``f0_method``: a registered F0 tracker ('harvest' recommended for training data, 'yin' fast).
+    Only missing or stale features are computed; ``jobs`` > 1 uses a process pool.
+    """
+    import svc_dsp.features  # noqa: F401
+    from svc_dsp.features.f0 import get_f0_tracker
+
+    t0 = time.monotonic()
+    prep_dir = Path(prep_dir)
+    meta = read_prepared(prep_dir)
+    get_f0_tracker(f0_method)  # unknown names fail here, listing the registered ones
+    sr = int(meta["sample_rate"])
+    enc_folder = resolve_encoder_folder(encoder_folder_or_name)
+    ref = encoder_reference(enc_folder)
+    _init_worker(str(enc_folder), None)
+    hop = _WORKER["encoder"].hop(sr)
+    if abs(_WORKER["encoder"].frame_seconds * sr - hop) > 1e-6:
+        raise TrainingError(f"encoder {_WORKER['encoder'].describe()} has {_WORKER['encoder'].frame_seconds * 1000:g} ms "
+                            f"frames, not a whole number of samples at {sr} Hz; prepare at a rate where it is "
+                            f"(e.g. 24000, 48000)")
+    want = {"encoder_sha256": ref["sha256"], "f0_method": f0_method, "f0_range": [float(f0_range[0]), float(f0_range[1])],
+            "sample_rate": sr, "hop": hop}
+    rels = read_filelist(prep_dir, "train") + read_filelist(prep_dir, "val")
+    report = FeatureReport(encoder=ref)
+    todo = []
+    for rel in rels:
+        sidecar = features_path(prep_dir, rel).with_suffix(".json")
+        if _is_fresh(sidecar, prep_dir / rel, {**want, "version": FEATURES_VERSION}):
+            report.up_to_date += 1
+        else:
+            todo.append(rel)
+    if jobs > 1 and len(todo) > 1:
+        # spawn, not fork: forking a process that has started torch's thread pools can hang
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker,
+                                 initargs=(str(enc_folder), _threads_for(jobs))) as pool:
+            results = list(pool.map(_extract_one, [str(prep_dir)] * len(todo), todo, [want] * len(todo)))
+    else:
+        results = [_extract_one(str(prep_dir), rel, want) for rel in todo]
+    for rel, secs, err in results:
+        if err:
+            report.failed.append((rel, err))
+        else:
+            report.computed += 1
+            report.seconds_of_audio += secs
+    (prep_dir / "features").mkdir(exist_ok=True)
+    _atomic_write(prep_dir / "features" / "features.json",
+                  json.dumps({"version": FEATURES_VERSION, "encoder": ref, **want}, indent=1,
+                             ensure_ascii=False).encode())
+    report.wall_seconds = time.monotonic() - t0
+    return report
+
+
+def _threads_for(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def read_features_meta(prep_dir: Path) -> dict[str, Any]:
+    """features/features.json of a prepared folder (encoder reference, F0 settings)."""
+    p = Path(prep_dir) / "features" / "features.json"
+    if not p.is_file():
+        raise TrainingError(f"'{prep_dir}' has no extracted features; run 'svc-host train features {prep_dir} "
+                            f"--encoder NAME' first")
+    return json.loads(p.read_text(encoding="utf-8"))
