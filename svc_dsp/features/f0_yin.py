@@ -11,10 +11,12 @@ How a frame is computed (frame j, end of its lookahead e = (j + 1) * hop + looka
 3. Difference function via FFT autocorrelation and running energies, cumulative-mean
    normalisation (CMNDF), first dip under ``threshold`` (else the global minimum), parabolic
    interpolation on the raw difference function.
-4. A causal, stateful pass decides each frame: the octave guard (keep the octave of the recent
-   voiced F0 when the dip at the other octave is almost as good, for at most
-   ``octave_hold_seconds``), voicing with hysteresis (``threshold`` to start a voiced run,
-   ``release_threshold`` to keep it) and a minimum energy.
+4. A causal, stateful pass decides each frame: the octave guard (when the pick is about 2x or
+   0.5x the recent voiced F0 and the dip at the other octave's lag is almost as good, keep the
+   recent octave: for as long as that dip is clearly the better one, else for at most
+   ``octave_hold_seconds``, since a real octave leap also looks "almost as good"), voicing with
+   hysteresis (``threshold`` to start a voiced run, ``release_threshold`` to keep it; no lookahead)
+   and a minimum energy.
 
 :meth:`YinTracker.track` runs the same :class:`YinStream` over the whole signal, and every step
 above works row by row (numpy's FFT, cumsum and arg-reductions do not mix rows), so streamed
@@ -26,7 +28,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, lfilter
 
 from svc_dsp.errors import AudioError, ParameterError
 from svc_dsp.features.f0 import (F0Stream, F0Tracker, check_audio, check_f0_range, check_grid,
@@ -51,9 +52,16 @@ class _YinAnalysis:
         self.rate = sr_a
         # Transfer-function form: lfilter costs a fifth of sosfilt per call (it runs once per
         # pushed block), and order 8 at these cutoffs stays within 1e-9 of the SOS cascade.
+        from scipy.signal import butter, lfilter   # here, not at import: scipy.signal takes ~1 s to load
+
+        self.lfilter = lfilter
         self.ba = None if self.decim == 1 else butter(8, 0.42 * sr_a, fs=sample_rate)
         self.tau_max = int(math.ceil(sr_a / f0_min))
         self.tau_min = max(2, int(math.floor(sr_a / f0_max)))
+        if f0_max > sr_a / 4:
+            raise ParameterError(
+                f"f0_max={f0_max:g} Hz is above what 'yin' analyses at {sr_a:g} Hz (at most {sr_a / 4:g} Hz); "
+                f"lower f0_max or raise the tracker's analysis_rate.")
         span_max = int(round(_MAX_SPAN_S * sr_a))
         w_min = int(round(_MIN_WINDOW_S * sr_a))
         if span_max - self.tau_max < w_min:
@@ -136,12 +144,13 @@ class _Decider:
     def reset(self) -> None:
         self.prev_f0, self.since, self.voiced, self.hold = 0.0, 1 << 30, False, 0
 
-    def run(self, f0: np.ndarray, ap: np.ndarray, energy_db: np.ndarray) -> np.ndarray:
+    def run(self, f0s: np.ndarray, aps: np.ndarray, energy_db: np.ndarray) -> np.ndarray:
+        """One output F0 (Hz, 0 = unvoiced) per row of :meth:`_YinAnalysis.analyse`'s results."""
         prev, since, voiced, hold = self.prev_f0, self.since, self.voiced, self.hold
         on, off, min_db, margin = self.on, self.off, self.min_db, self.margin
         max_hold, memory, lo, hi = self.max_hold, self.memory, self.f0_min, self.f0_max
         out = []
-        for (f, f_lo, f_hi), (ap, ap_lo, ap_hi), e in zip(f0.tolist(), ap.tolist(), energy_db.tolist()):
+        for (f, f_lo, f_hi), (ap, ap_lo, ap_hi), e in zip(f0s.tolist(), aps.tolist(), energy_db.tolist()):
             if e < min_db:
                 out.append(0.0)
                 voiced, hold, since = False, 0, since + 1
@@ -236,7 +245,7 @@ class YinStream(F0Stream):
         if not np.isfinite(xs).all():
             np.nan_to_num(xs, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         if an.ba is not None:
-            xs, self._zi = lfilter(an.ba[0], an.ba[1], xs, zi=self._zi)
+            xs, self._zi = an.lfilter(an.ba[0], an.ba[1], xs, zi=self._zi)
         ds = xs[(-self._n_in) % an.decim::an.decim]
         self._append(ds)
         self._n_in += m

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from host_bridge.cli import main
-from tests.conftest import sung_tone
+from tests.signals import sung_tone
 
 
 def _sha(p):

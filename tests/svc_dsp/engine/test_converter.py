@@ -6,7 +6,7 @@ import pytest
 
 from svc_dsp.engine.converter import Converter
 from svc_dsp.errors import AudioError, ParameterError, UnknownSpeakerError, UnsupportedAudioError
-from tests.conftest import sung_tone
+from tests.signals import sung_tone
 
 
 @pytest.fixture(scope="module")

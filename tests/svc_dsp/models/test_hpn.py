@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import sung_tone
+from tests.signals import sung_tone
 
 
 def _stream(model, x, f0, spk, sizes):

@@ -1,0 +1,1 @@
+"""`python -m benchmarks NAME` prints speed/latency/quality tables (not run by CI)."""

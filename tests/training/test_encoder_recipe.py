@@ -1,0 +1,86 @@
+"""The content-encoder recipe end to end (tiny mode) and the shipped svc-phone-v1 folder."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # plain `pytest` from a checkout that is not pip-installed
+    sys.path.insert(0, str(ROOT))
+
+torch = pytest.importorskip("torch")
+
+SHIPPED = ROOT / "presets" / "encoders" / "svc-phone-v1"
+
+
+def _signal(sr: int, seconds: float = 1.3) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    t = np.arange(int(sr * seconds)) / sr
+    x = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(t.size)
+    return x.astype(np.float32)
+
+
+def _check_encoder(folder: Path) -> None:
+    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.features.content_causal import CausalMelEncoder
+    from svc_dsp.models.folder import load_tensors
+
+    enc = load_content_encoder(folder)
+    assert isinstance(enc, CausalMelEncoder)
+    assert enc.config["output"] == "softmax" and enc.dim == len(enc.config["phones"])
+    tensors = load_tensors(folder / "encoder.safetensors")
+    assert {k: tuple(v.shape) for k, v in tensors.items()} == enc.expected_shapes()
+    lookahead = (1 + enc.delay_frames) * enc.frame_seconds
+    assert lookahead <= 0.020
+
+    for sr in (16000, 44100):
+        x = _signal(sr)
+        hop = enc.hop(sr)
+        units = enc.encode(x, sr)
+        assert units.shape == (-(-len(x) // hop), enc.dim)
+        assert np.all(np.isfinite(units))
+        np.testing.assert_allclose(units.sum(axis=1), 1.0, atol=1e-4)  # phone posteriors
+
+        # Streaming equals offline: the same hops in two calls through the net's state.
+        net = enc.net(sr)
+        n_hops = len(x) // hop
+        xx = torch.from_numpy(x[: n_hops * hop])[None]
+        k = n_hops // 3 + 1
+        with torch.inference_mode():
+            whole, e_whole, _ = net(xx)
+            first, e1, state = net(xx[:, : k * hop])
+            second, e2, _ = net(xx[:, k * hop:], state)
+        torch.testing.assert_close(torch.cat([first, second], dim=-1), whole, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.cat([e1, e2], dim=-1), e_whole, atol=1e-4, rtol=1e-4)
+
+        # Causal: output frames before the change do not see changed future audio.
+        y = x.copy()
+        y[k * hop:] = 0.5 * _signal(sr)[: len(x) - k * hop][::-1]
+        with torch.inference_mode():
+            changed, _, _ = net(torch.from_numpy(y[: n_hops * hop])[None])
+        torch.testing.assert_close(changed[..., :k], whole[..., :k], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.skipif(shutil.which("flite") is None,
+                    reason="flite is not on PATH (apt-get install flite); the recipe synthesises its corpus with it")
+def test_tiny_recipe_trains_exports_and_streams(tmp_path: Path) -> None:
+    from training.recipes.encoder_svc_phone_v1 import main
+
+    out = tmp_path / "enc"
+    assert main(["--tiny", "--out", str(out), "--processes", "1", "--threads", "1"]) == 0
+    _check_encoder(out)
+    import json
+    cfg = json.loads((out / "model.json").read_text())
+    assert cfg["family"] == "content-encoder" and cfg["kind"] == "causal-mel"
+    assert cfg["training"]["steps"] == 4
+    assert "unseen_speaker" in cfg["training"]["frame_accuracy_percent"]
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="presets/encoders/svc-phone-v1 has not been trained yet")
+def test_shipped_encoder_loads_and_streams() -> None:
+    _check_encoder(SHIPPED)
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 8e6
