@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.audio.io import sanitize
-from svc_dsp.audio.resample import resample
-from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_frame_gains, hop_mean_square
+from svc_dsp.engine.dynamics import DcBlocker
 from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
 from svc_dsp.errors import AudioError, UnsupportedAudioError
 from svc_dsp.models.base import VoiceModel
 
 MIN_RATE, MAX_RATE = 8000, 192000
+OFFLINE_BLOCK = 1 << 16  # samples per engine call when rendering offline
 #: offline F0 trackers run on slices of at most this many seconds (memory stays bounded)
 F0_SLICE_SECONDS = 30.0
 F0_CONTEXT_SECONDS = 1.0
@@ -111,30 +111,50 @@ class Converter:
         if n == 0 or p["bypass"]:
             out = x.astype(np.float32, copy=True)
             return out[0] if was_mono else out
-        wet = self.convert_mono(x.mean(axis=0), sample_rate)
-        gain = float(10.0 ** (p["output_gain_db"] / 20.0))
-        out = (p["mix"] * wet[None, :] + (1.0 - p["mix"]) * x) * gain
-        out = out.astype(np.float32)
+        if self.model.regime == "stateful":
+            out = self._convert_stateful(x, sample_rate, p)
+        else:
+            wet = self.convert_mono(x.mean(axis=0), sample_rate)
+            gain = float(10.0 ** (p["output_gain_db"] / 20.0))
+            out = ((p["mix"] * wet[None, :] + (1.0 - p["mix"]) * x) * gain).astype(np.float32)
         return out[0] if was_mono else out
+
+    def _convert_stateful(self, x: np.ndarray, sample_rate: int, p: dict[str, Any]) -> np.ndarray:
+        """Run the streaming engine over the whole signal in large blocks and drop its latency:
+        offline and streaming share every stage, and memory stays bounded."""
+        from svc_dsp.audio.polyphase import ZeroPhaseResampler
+        from svc_dsp.engine.streaming import StreamingConverter
+        from svc_dsp.features.f0 import get_f0_tracker
+
+        m = self.model
+        f0_track = None
+        if not get_f0_tracker(p["f0_method"]).streaming:
+            mono = x.mean(axis=0) if x.shape[0] > 1 else x[0]
+            xm = DcBlocker(m.sample_rate)(ZeroPhaseResampler(sample_rate, m.sample_rate).resample(mono))
+            f0_track = self.track_f0(xm, p["f0_method"], -(-xm.shape[0] // m.hop_size))
+        sc = StreamingConverter(m, sample_rate, OFFLINE_BLOCK, f0_track=f0_track, **p)
+        L, n = sc.latency_samples, x.shape[1]
+        out = np.empty(x.shape, dtype=np.float32)
+        kept = 0
+        for s in range(0, n + L, OFFLINE_BLOCK):
+            e = min(n + L, s + OFFLINE_BLOCK)
+            blk = np.zeros((x.shape[0], e - s), np.float32)
+            have = max(0, min(e, n) - s)
+            blk[:, :have] = x[:, s:s + have]
+            y = sc.process(blk)[:, max(0, L - s):]  # the first L samples are the latency
+            take = min(y.shape[1], n - kept)
+            out[:, kept:kept + take] = y[:, :take]
+            kept += take
+        return out
 
     def convert_mono(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
         """The wet voice only: mono (N,) at ``sample_rate`` -> (N,) float32 at ``sample_rate``."""
-        m = self.model
-        sr_m, hop = m.sample_rate, m.hop_size
-        p = self.params
-        xm = DcBlocker(sr_m)(resample(mono.astype(np.float32), sample_rate, sr_m))
-        n_m = xm.shape[0]
-        n_frames = -(-n_m // hop)
-        f0 = self.track_f0(xm, p["f0_method"], n_frames)
-        f0 = np.where(f0 > 0, f0 * 2.0 ** (p["transpose"] / 12.0), 0.0).astype(np.float32)
-        spk = m.speaker_weights(p["speaker"], p["speaker_mix"])
-        wet = m.synthesize(xm, f0, spk)
-        wet = self._dynamics(xm, wet, p)
-        back = resample(wet, sr_m, sample_rate)
-        out = np.zeros(mono.shape[0], dtype=np.float32)
-        n = min(out.shape[0], back.shape[0])  # rounding of two rate changes may lose a sample
-        out[:n] = back[:n]
-        return out
+        if self.model.regime == "stateful":
+            p = {**self.params, "mix": 1.0, "output_gain_db": 0.0, "bypass": False}
+            return self._convert_stateful(mono[None, :].astype(np.float32), sample_rate, p)[0]
+        from svc_dsp.engine.windowed_offline import convert_windowed
+
+        return convert_windowed(self, mono, sample_rate)
 
     def track_f0(self, xm: np.ndarray, method: str, n_frames: int) -> np.ndarray:
         """F0 per frame at the model rate; offline trackers run on slices cut at energy minima,
@@ -160,19 +180,3 @@ class Converter:
             part = tracker.track(seg, sr, hop, fb - fa, lo, hi)
             f0[a:b] = part[a - fa: b - fa]
         return f0
-
-    def _dynamics(self, xm: np.ndarray, wet: np.ndarray, p: dict[str, Any]) -> np.ndarray:
-        """Loudness matching and gate on the model's frame grid (same code as streaming)."""
-        hop = self.model.hop_size
-        hop_s = hop / self.model.sample_rate
-        n = xm.shape[0]
-        k = -(-n // hop)
-        xi = np.zeros(k * hop, np.float32)
-        xi[:n] = xm
-        xo = np.zeros(k * hop, np.float32)
-        xo[:n] = wet
-        ms_in, ms_out = hop_mean_square(xi, hop), hop_mean_square(xo, hop)
-        g_db = LoudnessMatcher(hop_s).gains_db(ms_in, ms_out, p["loudness_match"])
-        g = 10.0 ** (g_db / 20.0) * Gate(hop_s).gains(ms_in, p["gate_db"])
-        y, _ = apply_frame_gains(xo, g, 0.0, hop)
-        return y[:n]

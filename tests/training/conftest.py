@@ -2,76 +2,15 @@
 
 Everything is synthesised here (harmonic tones with vibrato, breath noise and pauses),
 so no test downloads anything. One prepared + feature-extracted set is built per session.
+The training tests request ``catalog_env`` (via ``pytestmark``) so other tests here are unaffected.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
-import torch
 
-torch.set_num_threads(1)
-
-SR_RAW = 22050
-ENCODER_NAME = "random-test-encoder"
-
-
-def sung_phrase(rng: np.random.Generator, seconds: float, sr: int, f0_base: float) -> np.ndarray:
-    """A voice-like test signal: notes with vibrato and glides, formant-shaped harmonics,
-    breath noise, and short pauses between phrases."""
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    note_len = int(0.4 * sr)
-    notes = f0_base * 2.0 ** (rng.integers(-5, 8, size=n // note_len + 1) / 12.0)
-    f0 = np.repeat(notes, note_len)[:n]
-    f0 = np.convolve(f0, np.ones(400) / 400, mode="same")  # glides
-    f0 *= 2.0 ** (0.3 / 12.0 * np.sin(2 * math.pi * 5.5 * t))  # vibrato
-    phase = 2 * math.pi * np.cumsum(f0) / sr
-    x = np.zeros(n)
-    for k in range(1, 30):
-        fk = k * f0
-        gain = np.exp(-((fk - 700.0) / 500.0) ** 2) + 0.6 * np.exp(-((fk - 1900.0) / 700.0) ** 2) + 0.05
-        x += np.where(fk < sr / 2 - 500, gain / k ** 0.5, 0.0) * np.sin(k * phase)
-    x += 0.02 * rng.standard_normal(n)
-    env = np.ones(n)
-    for start in np.arange(0.9, seconds - 0.5, 1.3):  # 0.35 s pauses
-        a = int(start * sr)
-        env[a:a + int(0.35 * sr)] = 0.0
-    env = np.convolve(env, np.ones(441) / 441, mode="same")
-    y = 0.2 * x * env / np.max(np.abs(x))
-    return y.astype(np.float32)
-
-
-def make_dataset(root: Path, files_per_speaker: int = 2, seconds: float = 3.0, seed: int = 0) -> Path:
-    """dataset_raw with two speakers ('alto', 'sängerin' — non-ASCII), 2-3 files each,
-    a stereo file, a non-ASCII file name and one corrupt file."""
-    rng = np.random.default_rng(seed)
-    raw = root / "dataset_raw"
-    for spk, base in (("alto", 220.0), ("sängerin", 330.0)):
-        d = raw / spk
-        d.mkdir(parents=True, exist_ok=True)
-        for i in range(files_per_speaker):
-            y = sung_phrase(rng, seconds, SR_RAW, base)
-            name = f"take_{i}.wav" if i else "lied_ü_1.wav"
-            if spk == "alto" and i == 1:
-                y = np.stack([y, 0.8 * y])  # stereo: mixed down by prepare
-            sf.write(d / name, y.T, SR_RAW, subtype="PCM_16")
-    (raw / "alto" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
-    return raw
-
-
-def write_random_encoder(root: Path) -> Path:
-    """A random 'causal-mel' encoder folder under ``root/encoders/<name>`` (a catalog root)."""
-    from svc_dsp.features.content_causal import CausalMelEncoder
-    from svc_dsp.models.folder import write_model_folder
-
-    enc = CausalMelEncoder.random(0, channels=32, dim=16, dilations=[1, 2, 4])
-    folder = root / "encoders" / ENCODER_NAME
-    write_model_folder(folder, enc.config, {"encoder.safetensors": enc.tensors()}, overwrite=True)
-    return folder
+from tests.training.train_helpers import ENCODER_NAME, make_dataset, write_random_encoder
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +20,9 @@ def catalog_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _catalog_env(catalog_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.fixture
+def catalog_env(catalog_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Put the test encoder's catalog root first on SVC_HOST_PATH and use a private user folder."""
     monkeypatch.setenv("SVC_HOST_PATH", str(catalog_root))
     monkeypatch.setenv("SVC_HOST_HOME", str(tmp_path / "home"))
 

@@ -1,0 +1,132 @@
+"""The model-rate part of the engine for stateful (causal) voice models.
+
+Takes model-rate input samples in any amounts, returns the converted voice for every
+frame that became computable: DC blocker -> F0 (stream tracker, or a precomputed track
+for offline trackers) -> transpose -> voice model (one step per hop, state carried) ->
+loudness matching and gate. Frame-rate parameters (transpose, loudness_match, speaker
+weights) are smoothed per frame from their targets; the synthesiser and the gain ramps
+interpolate them per sample. Offline and streaming use this same stage, so they agree.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_frame_gains
+from svc_dsp.errors import ParameterError
+from svc_dsp.models.base import VoiceModel
+
+PARAM_SMOOTH_S = 0.030  # time constant of frame-rate parameter smoothing
+
+
+class StatefulStage:
+    """Stateful model stage on the model's frame grid.
+
+    push(x: float32 (n,) at model rate) -> float32 (k*hop,) converted samples of output
+    frames o, o+1, ... (o starts at 0; frames before the signal start are computed for the
+    model's state but not returned).
+    ``f0_track``: a precomputed F0 per frame (offline trackers); else ``f0_method`` must be a
+    streaming tracker.
+    """
+
+    def __init__(self, model: VoiceModel, f0_method: str, targets: Callable[[], dict[str, Any]],
+                 f0_track: np.ndarray | None = None) -> None:
+        from svc_dsp.features.f0 import get_f0_tracker
+
+        self.model = model
+        self.sr, self.hop = model.sample_rate, model.hop_size
+        self.delay = int(model.net.delay_hops)  # type: ignore[attr-defined]
+        self.targets = targets
+        self.f0_track = f0_track
+        lo, hi = model.f0_range
+        if f0_track is None:
+            tracker = get_f0_tracker(f0_method)
+            if not tracker.streaming:
+                raise ParameterError(f"f0_method '{f0_method}' is an offline tracker; streaming needs a streaming "
+                                     f"tracker such as 'yin'")
+            la = tracker.lookahead_samples(self.sr)
+            if la > self.delay * self.hop:
+                raise ParameterError(f"f0_method '{f0_method}' looks {la} samples ahead; model '{model.name}' allows "
+                                     f"{self.delay * self.hop} (its own lookahead)")
+            self.f0_stream = tracker.stream(self.sr, self.hop, lo, hi)
+        hop_s = self.hop / self.sr
+        self.a_param = math.exp(-hop_s / PARAM_SMOOTH_S)
+        self.matcher = LoudnessMatcher(hop_s)
+        self.gate = Gate(hop_s)
+        self.dc = DcBlocker(self.sr)
+        self.reset()
+
+    def reset(self) -> None:
+        self.pending = np.zeros(0, np.float32)
+        self.m = 0  # hops consumed
+        self.state = self.model.init_state()  # type: ignore[attr-defined]
+        self.f0_frames = np.zeros(self.delay, np.float32)  # f0 for frames -delay..-1 are 0
+        self.ms_frames = np.zeros(0, np.float64)  # input mean squares of frames not yet output
+        if self.f0_track is None:
+            self.f0_stream.reset()
+        self.matcher.reset()
+        self.gate.reset()
+        self.dc.reset()
+        self.gain_prev = 0.0
+        t = self.targets()
+        self.transpose = float(t["transpose"])
+        self.lmatch = float(t["loudness_match"])
+        self.spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"]).astype(np.float64)
+
+    def _frame_params(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-frame smoothed transpose (st), loudness amount, speaker weights (S, k)."""
+        t = self.targets()
+        spk_t = self.model.speaker_weights(t["speaker"], t["speaker_mix"]).astype(np.float64)
+        a = self.a_param
+        w = a ** np.arange(1, k + 1)  # one-pole response over k frames from the current value
+        tr = float(t["transpose"]) + (self.transpose - float(t["transpose"])) * w
+        lm = float(t["loudness_match"]) + (self.lmatch - float(t["loudness_match"])) * w
+        sp = spk_t[:, None] + (self.spk - spk_t)[:, None] * w[None, :]
+        self.transpose, self.lmatch, self.spk = float(tr[-1]), float(lm[-1]), sp[:, -1].copy()
+        return tr, lm, sp.astype(np.float32)
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        x = self.dc(x)
+        hop, d = self.hop, self.delay
+        self.pending = np.concatenate([self.pending, x]) if self.pending.size else x
+        k = self.pending.shape[0] // hop
+        if k == 0:
+            return np.zeros(0, np.float32)
+        xin = self.pending[: k * hop]
+        self.pending = self.pending[k * hop:]
+        m0 = self.m
+        self.m += k
+        if self.f0_track is None:
+            new_f0 = self.f0_stream.push(xin)
+        else:
+            lo = max(0, m0 - d)
+            hi = max(0, m0 + k - d)
+            new_f0 = np.zeros(hi - lo, np.float32)
+            avail = self.f0_track[lo:min(hi, self.f0_track.shape[0])]
+            new_f0[: avail.shape[0]] = avail
+            if m0 < d:  # frames before 0 are already queued as zeros
+                pass
+        self.f0_frames = np.concatenate([self.f0_frames, new_f0.astype(np.float32)])
+        f0 = self.f0_frames[:k]
+        self.f0_frames = self.f0_frames[k:]
+        tr, lm, sp = self._frame_params(k)
+        f0 = np.where(f0 > 0, f0 * np.exp2(tr / 12.0), 0.0).astype(np.float32)
+        wave, self.state = self.model.process_hops(xin, f0, sp, self.state)  # type: ignore[attr-defined]
+        # frames o = m - d; o < 0 lie before the signal: they only warm the state
+        ms_in = np.mean(xin.reshape(k, hop).astype(np.float64) ** 2, axis=1)
+        self.ms_frames = np.concatenate([self.ms_frames, ms_in])
+        first_valid = max(0, d - m0)
+        if first_valid >= k:
+            return np.zeros(0, np.float32)
+        wave = wave[first_valid * hop:]
+        kv = k - first_valid
+        ms_i = self.ms_frames[:kv]
+        self.ms_frames = self.ms_frames[kv:]
+        ms_o = np.mean(wave.reshape(kv, hop).astype(np.float64) ** 2, axis=1)
+        t = self.targets()
+        g_db = self.matcher.gains_db(ms_i, ms_o, lm[first_valid:])
+        g = 10.0 ** (g_db / 20.0) * self.gate.gains(ms_i, float(t["gate_db"]))
+        out, self.gain_prev = apply_frame_gains(wave, g, self.gain_prev, hop)
+        return out

@@ -1,0 +1,230 @@
+"""StreamingConverter: blocks in, blocks out, constant latency.
+
+host block (any size 1..max_block_size, mono or multichannel, any rate)
+  -> mono -> zero-phase stream resampler -> model stage (stateful regime) ->
+  stream resampler back -> wet FIFO primed with ``latency_samples`` zeros
+  -> dry/wet with the dry signal delayed by the same latency -> output gain.
+
+Every stage computes the same numbers as the offline :class:`Converter`; the FIFO only
+decides when they come out. ``latency_samples`` is derived from the stages (resampler
+half-widths, the model's lookahead in hops, hop accumulation), never from parameters,
+bypass or block size. Parameter setters only store a target (no lock); the engine
+smooths it (frame-rate parameters per frame and interpolated per sample, mix/gain/bypass
+per sample).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svc_dsp.audio.polyphase import ZeroPhaseResampler
+from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
+from svc_dsp.engine.stateful_stage import StatefulStage
+from svc_dsp.errors import AudioError, ParameterError, UnsupportedAudioError
+from svc_dsp.models.base import VoiceModel
+
+RAMP_S = 0.020  # mix / gain / bypass move to a new target over this time
+
+
+def _ensure_model(model: VoiceModel | str | Path) -> VoiceModel:
+    if isinstance(model, VoiceModel):
+        return model
+    from svc_dsp.models.catalog import load_model
+
+    return load_model(model)
+
+
+class _Ramp:
+    """Per-sample linear approach to a target at a fixed maximum rate."""
+
+    def __init__(self, value: float, per_sample: float) -> None:
+        self.value, self.step = float(value), per_sample
+
+    def render(self, target: float, n: int, out: np.ndarray) -> np.ndarray:
+        v = self.value
+        if v == target:
+            out[:n] = v
+            return out[:n]
+        dist = target - v
+        steps = min(n, int(math.ceil(abs(dist) / self.step)))
+        ramp = v + np.sign(dist) * self.step * np.arange(1, steps + 1)
+        ramp = np.minimum(ramp, target) if dist > 0 else np.maximum(ramp, target)
+        out[:steps] = ramp
+        out[steps:n] = target
+        self.value = float(out[n - 1]) if n else v
+        return out[:n]
+
+
+class StreamingConverter:
+    """Real-time conversion of a stream of blocks.
+
+    model: a VoiceModel (stateful regime) or a folder/catalog name.
+    sample_rate: host rate (8 kHz..192 kHz). max_block_size: largest block ``process`` takes.
+    process(block: float (n,) or (C, n)) -> float32 of the same shape, the converted signal
+    delayed by exactly ``latency_samples``.
+    f0_track: offline use only — a precomputed F0 per model frame (for offline trackers).
+    """
+
+    def __init__(self, model: VoiceModel | str | Path, sample_rate: int, max_block_size: int = 8192, *,
+                 backend: str = "torch", f0_track: np.ndarray | None = None, **params: Any) -> None:
+        self.model = _ensure_model(model)
+        if self.model.regime != "stateful":
+            from svc_dsp.engine.windowed import WindowedStreamingConverter  # noqa: F401  (see factory)
+            raise ParameterError(f"model '{self.model.name}' is a {self.model.regime} model; use "
+                                 f"svc_dsp.engine.windowed.WindowedStreamingConverter (or make_streaming)")
+        if not 8000 <= int(sample_rate) <= 192000:
+            raise UnsupportedAudioError(f"sample rate {sample_rate} Hz is outside 8000..192000 Hz")
+        if backend not in ("torch", "onnx"):
+            raise ParameterError(f"backend {backend!r}; allowed: 'torch', 'onnx'")
+        if backend == "onnx":
+            from svc_dsp.runtime.onnx_hpn import OnnxHpnModel
+
+            self.model = OnnxHpnModel.from_model(self.model)
+        self.backend = backend
+        self.sample_rate, self.max_block_size = int(sample_rate), int(max_block_size)
+        self._targets = defaults()
+        self._f0_track = f0_track
+        for k, v in params.items():
+            self.set(k, v)
+        sr_m = self.model.sample_rate
+        self.r_in = ZeroPhaseResampler(self.sample_rate, sr_m)
+        self.r_out = ZeroPhaseResampler(sr_m, self.sample_rate)
+        self.latency_samples = self._derive_latency()
+        per = 1.0 / (RAMP_S * self.sample_rate)
+        self._buf = np.zeros(max(1, self.max_block_size), np.float64)
+        self._buf2 = np.zeros(max(1, self.max_block_size), np.float64)
+        self._buf3 = np.zeros(max(1, self.max_block_size), np.float64)
+        self._ramp_per = per
+        self._channels = 0
+        self.xruns = 0
+        self.reset()
+
+    # -- latency ------------------------------------------------------------------
+    def _derive_latency(self) -> int:
+        """max over host output n of (last host input index it needs) - n."""
+        hop, d = self.model.hop_size, int(self.model.net.delay_hops)  # type: ignore[attr-defined]
+        n = np.arange(0, 2 * self.sample_rate, dtype=np.int64)  # covers every phase pattern
+        s = self.r_out.last_input_needed(n)  # last model-output sample host output n needs
+        m_in = (s // hop + 1 + d) * hop - 1  # last model-input sample the frame of s needs
+        need = self.r_in.last_input_needed(m_in)
+        return int(max(0, (need - n).max()))
+
+    # -- parameters -----------------------------------------------------------------
+    def set(self, name: str, value: Any) -> None:
+        """Set a parameter target (validated; applied smoothly by the audio thread, no lock)."""
+        p = parameter(name)
+        v = p.validate(value)
+        if p.name == "speaker" and v is not None:
+            self.model.speaker_weights(v)
+        if p.name == "speaker_mix" and v is not None:
+            self.model.speaker_weights(None, v)
+        if p.name == "f0_method" and getattr(self, "stage", None) is not None and v != self._targets["f0_method"]:
+            raise ParameterError("f0_method cannot change while streaming; create a new StreamingConverter")
+        targets = dict(self._targets)
+        targets[p.name] = v
+        self._targets = targets  # one atomic swap: the audio thread sees old or new, never half
+
+    def get(self, name: str) -> Any:
+        return self._targets[parameter(name).name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PARAMETERS:
+            return self.__dict__["_targets"][name]
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in PARAMETERS:
+            self.set(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    # -- stream ---------------------------------------------------------------------
+    def reset(self) -> None:
+        """Clear all state; the next block starts a new stream (same latency)."""
+        self.r_in.reset()
+        self.r_out.reset()
+        self.stage = StatefulStage(self.model, self._targets["f0_method"], lambda: self._targets, self._f0_track)
+        L = self.latency_samples
+        cap = L + self.max_block_size + 4 * self.sample_rate // 10 + 8192
+        self._wet = np.zeros(cap, np.float32)
+        self._wet_r, self._wet_w = 0, L  # read / write positions (ring); L zeros primed
+        self._dry: np.ndarray | None = None
+        self._dry_pos = 0
+        t = self._targets
+        self._mix = _Ramp(t["mix"], self._ramp_per)
+        self._gain = _Ramp(10 ** (t["output_gain_db"] / 20), self._ramp_per * 4)
+        self._byp = _Ramp(1.0 if t["bypass"] else 0.0, self._ramp_per)
+
+    def _push_wet(self, y: np.ndarray) -> None:
+        cap = self._wet.shape[0]
+        n = y.shape[0]
+        if self._wet_w - self._wet_r + n > cap:
+            raise AudioError("internal wet buffer overflow: block larger than max_block_size?")
+        i = self._wet_w % cap
+        first = min(n, cap - i)
+        self._wet[i:i + first] = y[:first]
+        self._wet[: n - first] = y[first:]
+        self._wet_w += n
+
+    def _pop_wet(self, n: int, out: np.ndarray) -> None:
+        cap = self._wet.shape[0]
+        avail = self._wet_w - self._wet_r
+        take = min(n, avail)
+        i = self._wet_r % cap
+        first = min(take, cap - i)
+        out[:first] = self._wet[i:i + first]
+        out[first:take] = self._wet[: take - first]
+        if take < n:  # never expected: latency is derived so that the FIFO cannot run dry
+            out[take:n] = 0.0
+            self.xruns += 1
+        self._wet_r += take
+
+    def _delay_dry(self, x: np.ndarray) -> np.ndarray:
+        C, n = x.shape
+        L = self.latency_samples
+        if self._dry is None or self._dry.shape[0] != C:
+            self._dry = np.zeros((C, L + self.max_block_size), np.float32)
+            self._dry_pos = 0
+        if L == 0:
+            return x
+        size = self._dry.shape[1]
+        idx_w = (self._dry_pos + L + np.arange(n)) % size
+        self._dry[:, idx_w] = x
+        idx_r = (self._dry_pos + np.arange(n)) % size
+        out = self._dry[:, idx_r]
+        self._dry_pos = (self._dry_pos + n) % size
+        return out
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """block: float (n,) or (C, n), n <= max_block_size -> float32, same shape."""
+        a = np.asarray(block)
+        mono_in = a.ndim == 1
+        x = a[None, :] if mono_in else a
+        if x.ndim != 2 or a.dtype.kind != "f":
+            raise AudioError(f"block must be float (n,) or (channels, n); received {a.dtype} {a.shape}")
+        n = x.shape[1]
+        if n > self.max_block_size:
+            raise AudioError(f"block of {n} samples exceeds max_block_size {self.max_block_size}; "
+                             f"create the converter with a larger max_block_size")
+        if n == 0:
+            return np.zeros_like(a, dtype=np.float32)
+        x = np.nan_to_num(x.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+        mono = x.mean(axis=0) if x.shape[0] > 1 else x[0]
+        xm = self.r_in.process(mono)
+        if xm.shape[0]:
+            wm = self.stage.push(xm)
+            if wm.shape[0]:
+                self._push_wet(self.r_out.process(wm))
+        wet = self._buf[:n]
+        self._pop_wet(n, wet)
+        dry = self._delay_dry(x)
+        t = self._targets
+        mix = self._mix.render(float(t["mix"]), n, self._buf2)
+        byp = self._byp.render(1.0 if t["bypass"] else 0.0, n, self._buf3)
+        gain = self._gain.render(10 ** (float(t["output_gain_db"]) / 20), n, np.empty(n))
+        processed = gain * (mix * wet + (1.0 - mix) * dry)
+        out = ((1.0 - byp) * processed + byp * dry).astype(np.float32)
+        return out[0] if mono_in else out
