@@ -49,6 +49,8 @@ class TrainConfig:
     fft_sizes: resolutions of the multi-resolution STFT loss.
     nan_rollback_after: consecutive non-finite steps before rolling back to the last checkpoint.
     val_max_seconds: validation uses at most this much of each validation file.
+    time_limit_minutes: stop (validating and writing a checkpoint) once this session has trained
+        this long; re-running continues. None = no limit.
     device: "cpu" or "cuda" ("auto" picks cuda when available).
     """
 
@@ -73,6 +75,7 @@ class TrainConfig:
     nan_rollback_after: int = 5
     val_max_seconds: float = 5.0
     device: str = "cpu"
+    time_limit_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +113,9 @@ def _check(cfg: TrainConfig, where: str) -> None:
         raise bad("f0_range", "[lo, hi] in Hz with 0 < lo < hi, e.g. [50, 1100]")
     if not cfg.fft_sizes or any(not isinstance(n, int) or n < 16 for n in cfg.fft_sizes):
         raise bad("fft_sizes", "a non-empty list of integers >= 16")
+    if cfg.time_limit_minutes is not None and (not isinstance(cfg.time_limit_minutes, (int, float))
+                                               or cfg.time_limit_minutes <= 0):
+        raise bad("time_limit_minutes", "a number of minutes > 0, or leave it out")
     if cfg.device not in ("cpu", "cuda", "auto"):
         raise bad("device", "'cpu', 'cuda' or 'auto'")
     from svc_dsp.models.hpn import ARCH_DEFAULTS

@@ -152,6 +152,78 @@ def frame_accuracy_silence(clips: Sequence[Clip], hop: int = 80) -> float:
     return round(100.0 * float((labs == SIL).mean()), 2)
 
 
+def force_align(logp: np.ndarray, phones: np.ndarray, hop_seconds: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Viterbi alignment of a phone sequence to frame log posteriors.
+
+    logp: (T, n_classes) for frames j on the engine grid; phones: ids in order (runs of
+    'sil' merged; an optional 'sil' is allowed between any two phones and at both ends).
+    Returns (end times in s, phone ids, mean log posterior along the path) in the format
+    of :func:`frame_labels`.
+    """
+    seq: list[int] = []
+    for p in phones:
+        if not (p == SIL and seq and seq[-1] == SIL):
+            seq.append(int(p))
+    states: list[int] = []
+    skip: list[bool] = []
+    for i, p in enumerate(seq):
+        if p != SIL and (not states or states[-1] != SIL):
+            states.append(SIL)
+            skip.append(True)
+        states.append(p)
+        skip.append(False)
+    if states[-1] != SIL:
+        states.append(SIL)
+        skip.append(True)
+    ph = np.array(states)
+    sk = np.array(skip)
+    n_t, n_s = logp.shape[0], len(states)
+    emit = logp[:, ph]                                   # (T, S)
+    score = np.full(n_s, -np.inf)
+    score[0] = emit[0, 0]
+    if n_s > 1 and sk[0]:
+        score[1] = emit[0, 1]
+    back = np.zeros((n_t, n_s), dtype=np.int16)          # 0 stay, 1 advance, 2 skip an optional sil
+    can_skip_into = np.zeros(n_s, dtype=bool)
+    can_skip_into[2:] = sk[1:-1]
+    for t in range(1, n_t):
+        adv = np.concatenate([[-np.inf], score[:-1]])
+        jump = np.where(can_skip_into, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
+        cand = np.stack([score, adv, jump])
+        back[t] = cand.argmax(axis=0)
+        score = cand.max(axis=0) + emit[t]
+    end = n_s - 1 if not (n_s > 1 and sk[-1] and score[-2] > score[-1]) else n_s - 2
+    best = float(score[end]) / n_t
+    path = np.empty(n_t, dtype=np.int64)
+    s_i = end
+    for t in range(n_t - 1, -1, -1):
+        path[t] = s_i
+        s_i -= int(back[t, s_i])
+    frame_ph = ph[path]
+    change = np.flatnonzero(np.diff(path) != 0)          # last frame of each run except the final
+    last = np.concatenate([change, [n_t - 1]])
+    ends = (last + 1.5) * hop_seconds
+    return ends, frame_ph[last], best
+
+
+def align_clips(enc: CausalMelEncoder, clips: Sequence[Clip], min_score: float = -np.inf
+                ) -> tuple[list[Clip], list[float]]:
+    """Give clips without timings (NaN ends) phone timings by forced alignment with ``enc``."""
+    from dataclasses import replace
+
+    out, scores = [], []
+    for c in clips:
+        if not np.isnan(c.ends).any():
+            out.append(c)
+            continue
+        post = enc.encode(c.audio, SAMPLE_RATE)
+        ends, ph, score = force_align(np.log(post + 1e-8), c.phones, enc.frame_seconds)
+        scores.append(score)
+        if score >= min_score:
+            out.append(replace(c, ends=ends, phones=ph))
+    return out, scores
+
+
 @dataclass
 class TrainSettings:
     steps: int = 800

@@ -281,6 +281,11 @@ class Trainer:
             self.log.audio(self.step, "val/first", first.cpu().clamp(-1, 1), self.sr)
         return total / max(1, n)
 
+    def _out_of_time(self, deadline: float) -> bool:
+        from training.runlog import all_true
+
+        return not all_true(self.ctx, time.monotonic() < deadline) if deadline < math.inf else False
+
     def run(self) -> FitResult:
         resumed = self.resume()
         c = self.cfg
@@ -296,7 +301,16 @@ class Trainer:
         bad_streak, acc, acc_n = 0, {}, 0
         t_log, steps_since, t_start, steps_done = time.monotonic(), 0, time.monotonic(), 0
         saved_at = resumed
+        deadline = t_start + 60.0 * c.time_limit_minutes if c.time_limit_minutes else math.inf
         while self.step < self.total_steps:
+            if self._out_of_time(deadline):
+                self.log.line(f"time limit of {c.time_limit_minutes:g} min reached at step {self.step}")
+                if saved_at != self.step:
+                    val = self.evaluate()
+                    if val is not None:
+                        self.last_losses["val_loss"] = val
+                        self.log.line(f"step {self.step} validation loss {val:.4f}")
+                break
             ok, losses = self.train_step()
             if not ok:
                 bad_streak += 1

@@ -53,8 +53,15 @@ class LogMelFrontend(nn.Module):
             fmax = sample_rate / 2
         self.sample_rate, self.hop, self.win, self.n_mels = sample_rate, hop, win, n_mels
         self.n_fft = 1 << max(0, math.ceil(math.log2(win)))
-        window = torch.hann_window(win, periodic=True, dtype=torch.float32)
-        self.register_buffer("window", window, persistent=False)
+        # windowed real DFT as two matrices: exportable to ONNX and cheap for a few frames
+        window = np.hanning(win + 1)[:win]  # periodic Hann
+        n = np.arange(win)[:, None]
+        k = np.arange(self.n_fft // 2 + 1)[None, :]
+        ang = 2.0 * np.pi * n * k / self.n_fft
+        self.register_buffer("dft_re", torch.from_numpy((window[:, None] * np.cos(ang)).astype(np.float32)),
+                             persistent=False)
+        self.register_buffer("dft_im", torch.from_numpy((window[:, None] * np.sin(ang)).astype(np.float32)),
+                             persistent=False)
         fb = torch.from_numpy(mel_filterbank(sample_rate, self.n_fft, n_mels, fmin, fmax))
         self.register_buffer("fb", fb, persistent=False)
 
@@ -65,9 +72,10 @@ class LogMelFrontend(nn.Module):
         if cache is None:
             cache = x.new_zeros(self.cache_shape(x.shape[0]))
         xx = torch.cat([cache, x], dim=-1)
-        frames = xx.unfold(-1, self.win, self.hop) * self.window  # (B, k, win)
-        spec = torch.fft.rfft(frames, n=self.n_fft, dim=-1)
-        power = spec.real ** 2 + spec.imag ** 2
+        k = (xx.shape[-1] - self.win) // self.hop + 1
+        idx = torch.arange(k)[:, None] * self.hop + torch.arange(self.win)[None, :]
+        frames = xx[:, idx]  # (B, k, win); a gather rather than unfold so that it exports to ONNX
+        power = torch.matmul(frames, self.dft_re) ** 2 + torch.matmul(frames, self.dft_im) ** 2
         mel = torch.matmul(power, self.fb.t())  # (B, k, n_mels)
         logmel = torch.log(mel + 1e-6)
         new_cache = xx[:, xx.shape[-1] - (self.win - self.hop):]

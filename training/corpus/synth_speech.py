@@ -4,7 +4,9 @@ Voices: flite (awb, rms, slt, kal, kal16) prints phone end times with ``-psdur``
 festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts) writes them with
 ``utt.save.segs``. Both use the CMU phone set, mapped here to :data:`PHONES`
 (39 CMU phones + ``sil``; ``ax`` folds into ``ah`` as in the CMU dictionary).
-espeak-ng gives no timings and is not used.
+espeak-ng (voices named ``espeak-<espeak voice>``, e.g. ``espeak-en-us+m3``) gives no
+timings: its clips carry the phone sequence flite's lexicon gives for the same text and
+NaN end times, to be filled by forced alignment (``training.encoder_train.align_clips``).
 
 Augmentation keeps the labels valid: WORLD (pyworld) analysis, then F0 scaled or
 replaced by a sung melody (notes, glides, vibrato), the spectral envelope warped
@@ -112,6 +114,15 @@ class Job:
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+def voice_info(name: str) -> tuple[str, str, str]:
+    """(engine, engine voice, speaker) of a voice name."""
+    if name.startswith("espeak-"):
+        return "espeak", name[len("espeak-"):], name
+    if name not in VOICES:
+        raise ValueError(f"unknown voice '{name}'; known: {', '.join(VOICES)} or espeak-<espeak-ng voice>")
+    return VOICES[name]
+
+
 def make_sentences(n: int, seed: int, min_words: int = 4, max_words: int = 11) -> list[str]:
     """``n`` English word sequences drawn from :data:`WORDS` by a seeded RNG (some with commas)."""
     rng = np.random.default_rng(seed)
@@ -125,7 +136,7 @@ def make_sentences(n: int, seed: int, min_words: int = 4, max_words: int = 11) -
 
 
 def tools_available() -> dict[str, bool]:
-    return {t: shutil.which(t) is not None for t in ("flite", "festival")}
+    return {t: shutil.which(t) is not None for t in ("flite", "festival", "espeak-ng")}
 
 
 def _phone_id(p: str) -> int:
@@ -152,6 +163,16 @@ def _synth_flite(voice: str, text: str, tmp: Path) -> tuple[np.ndarray, np.ndarr
     ends = np.array([float(t) for _, t in pairs])
     ids = np.array([_phone_id(p) for p, _ in pairs])
     return _read_wav(wav), ends, ids
+
+
+def _synth_espeak(voice: str, text: str, tmp: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """espeak-ng audio; phones from flite's US lexicon (rms), end times unknown (NaN)."""
+    wav = tmp / "e.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), text], capture_output=True, check=True)
+    out = subprocess.run(["flite", "-voice", "rms", "-psdur", "-t", text, "-o", "none"],
+                         capture_output=True, text=True, check=True).stdout
+    ids = np.array([_phone_id(tok.rsplit(":", 1)[0]) for tok in out.split()])
+    return _read_wav(wav), np.full(len(ids), np.nan), ids
 
 
 def _synth_festival(voice: str, texts: list[str], tmp: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -243,11 +264,13 @@ def render_variant(x: np.ndarray, ends: np.ndarray, v: Variant) -> tuple[np.ndar
 def run_job(job: Job) -> dict[str, np.ndarray]:
     """Synthesise one job -> arrays: audio (int16, clips concatenated), lengths, seg_ends (s),
     seg_phones, seg_counts, clip_sentence, clip_variant (index into job.variants)."""
-    engine, voice, _ = VOICES[job.voice]
+    engine, voice, _ = voice_info(job.voice)
     with tempfile.TemporaryDirectory(prefix="synth-") as d:
         tmp = Path(d)
         if engine == "flite":
             base = [_synth_flite(voice, s, tmp) for s in job.sentences]
+        elif engine == "espeak":
+            base = [_synth_espeak(voice, s, tmp) for s in job.sentences]
         else:
             base = _synth_festival(voice, list(job.sentences), tmp)
     audio, lengths, s_ends, s_ph, s_n, c_sent, c_var = [], [], [], [], [], [], []

@@ -25,13 +25,19 @@ REPO = Path(__file__).resolve().parents[2]
 NAME = "svc-phone-v1"
 TRAIN_VOICES = ("flite-awb", "flite-rms", "flite-slt", "festival-ked", "festival-slt-hts")
 UNSEEN_VOICES = ("flite-kal16", "festival-kal")
+# espeak-ng accents x voice variants: many (formant-synthesis) speakers without timings;
+# their labels come from forced alignment with a stage-1 model trained without them.
+ESPEAK_VOICES = tuple(f"espeak-{a}+{v}" for a, v in zip(
+    ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd") * 5,
+    ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7", "klatt", "klatt2", "klatt3",
+     "klatt4", "croak", "f1", "m3", "f4", "m7", "f2", "m2", "klatt", "f5", "m6", "f3", "m4", "klatt3", "m1")))
 
 FULL: dict[str, Any] = {
     "seed": 1234, "sentences_per_voice": 200, "sentences_per_job": 8, "test_sentences": 8,
     "unseen_sentences": 16, "steps": 1800, "batch": 16, "crop_frames": 400, "max_minutes": 28.0,
     "out": str(REPO / "presets" / "encoders" / NAME), "corpus": str(REPO / "build" / "encoder_corpus"),
     "run_dir": str(REPO / "build" / "encoder_runs" / NAME), "train_voices": TRAIN_VOICES,
-    "unseen_voices": UNSEEN_VOICES,
+    "unseen_voices": UNSEEN_VOICES, "espeak_voices": (), "espeak_sentences": 30,
 }
 TINY: dict[str, Any] = {
     **FULL, "sentences_per_voice": 2, "sentences_per_job": 2, "test_sentences": 1, "unseen_sentences": 1,
@@ -65,6 +71,11 @@ def plan(p: dict[str, Any], tiny: bool) -> tuple[list, dict[str, list]]:
         mine = train_text[vi * p["sentences_per_voice"]:(vi + 1) * p["sentences_per_voice"]]
         for k in range(0, len(mine), p["sentences_per_job"]):
             train_jobs.append(Job(voice, tuple(mine[k:k + p["sentences_per_job"]]), _variants(rng, tiny)))
+    es_text = make_sentences(p["espeak_sentences"] * len(p["espeak_voices"]), p["seed"] + 2)
+    for vi, voice in enumerate(p["espeak_voices"]):
+        mine = es_text[vi * p["espeak_sentences"]:(vi + 1) * p["espeak_sentences"]]
+        for k in range(0, len(mine), 10):
+            train_jobs.append(Job(voice, tuple(mine[k:k + 10]), _variants(rng, True)))
     sung = Variant("sung", f0_scale=1.25, seed=7)
     seen = tuple(test_text[:p["test_sentences"]])
     evals = {

@@ -1,0 +1,56 @@
+"""``svc-host import sovits|encoder``: subcommands the main CLI mounts under ``import``.
+
+Thin: torch/onnxruntime are imported inside the command functions only.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_import_subcommands(subparsers: Any) -> None:
+    """Register ``sovits`` and ``encoder`` on an ``argparse`` subparsers object."""
+    s = subparsers.add_parser(
+        "sovits", help="import a so-vits-svc 4.x voice (G_xxx.pth + config.json) as a model folder",
+        description="Reads the .pth in a separate process with a restricted unpickler (no code runs), "
+                    "checks every tensor against config.json and writes a model folder.")
+    s.add_argument("checkpoint", help="generator checkpoint G_<step>.pth (full or release/compressed)")
+    s.add_argument("config", help="the config.json it was trained with")
+    s.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+    s.add_argument("--name", default=None, help="model name (default: the folder name)")
+    s.add_argument("--cluster", default=None, metavar="KMEANS_PT", help="also import kmeans_10000.pt")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_import_sovits)
+    e = subparsers.add_parser(
+        "encoder", help="import a ContentVec/HuBERT checkpoint or ONNX encoder as an encoder folder",
+        description="checkpoint_best_legacy_500.pt, RVC hubert_base.pt, transformers pytorch_model.bin or "
+                    "vec-*.onnx. Put the result in <catalog root>/encoders/<layout> so voices find it.")
+    e.add_argument("file")
+    e.add_argument("-o", "--output", required=True, metavar="DIR")
+    e.add_argument("--layout", default="vec768l12", choices=["vec768l12", "vec256l9", "vec768l9", "vec256l12"],
+                   help="which features: vec768l12 = layer 12 (default), vec256l9 = layer 9 + final_proj")
+    e.add_argument("--name", default=None, help="catalog name (default: the layout)")
+    e.add_argument("--overwrite", action="store_true")
+    e.set_defaults(func=cmd_import_encoder)
+
+
+def cmd_import_sovits(args: argparse.Namespace) -> int:
+    from host_bridge.importers.sovits import import_sovits
+
+    folder, notes = import_sovits(args.checkpoint, args.config, args.output, name=args.name,
+                                  cluster=args.cluster, overwrite=args.overwrite)
+    for n in notes:
+        print(f"  note: {n}")
+    print(f"imported so-vits voice -> {folder}")
+    return 0
+
+
+def cmd_import_encoder(args: argparse.Namespace) -> int:
+    from host_bridge.importers.encoder import import_encoder
+
+    folder, notes = import_encoder(args.file, args.output, layout=args.layout, name=args.name,
+                                   overwrite=args.overwrite)
+    for n in notes:
+        print(f"  note: {n}")
+    print(f"imported content encoder -> {folder}")
+    return 0

@@ -1,0 +1,1 @@
+"""Inference backends: torch (the model classes themselves) and onnxruntime."""

@@ -1,0 +1,154 @@
+"""ONNX export of the 'hpn' family with its state as explicit inputs and outputs, and an
+onnxruntime backend that the streaming engine drives like the torch model.
+
+Graph: one hop per run.
+  inputs:  x (1, hop) float32, f0 (1, 1) Hz, spk (1, S, 1), state_in_0..N-1
+  outputs: wave (1, hop) float32, state_out_0..N-1
+The state (convolution caches, running statistics, oscillator phase as float64, absolute
+sample position as int64) is owned by the caller, so one session serves any number of
+streams.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svc_dsp.errors import ModelError
+from svc_dsp.models.base import VoiceModel
+
+
+def _providers() -> list[str]:
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
+
+
+def export_hpn_onnx(model: Any, path: str | os.PathLike, *, check: bool = True) -> Path:
+    """Export ``model`` (HpnModel) to ``path``; with ``check``, run both for 40 hops of a test
+    signal and refuse (ModelError) if they differ by more than 1e-4."""
+    import torch
+
+    net = model.net
+
+    class _OneHop(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor, f0: torch.Tensor, spk: torch.Tensor, *state: torch.Tensor):
+            wave, new = self.net(x, f0, spk, list(state))
+            return (wave, *new)
+
+    st = net.init_state(1)
+    S = len(model.speakers)
+    args = (torch.zeros(1, model.hop_size), torch.zeros(1, 1), torch.full((1, S, 1), 1.0 / S), *st)
+    n = len(st)
+    names = ["x", "f0", "spk"] + [f"state_in_{i}" for i in range(n)]
+    outs = ["wave"] + [f"state_out_{i}" for i in range(n)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                torch.onnx.export(_OneHop().eval(), args, tmp, input_names=names, output_names=outs,
+                                  opset_version=17, dynamo=False)
+        if check:
+            err = _parity(model, tmp)
+            if err > 1e-4:
+                raise ModelError(f"ONNX export of '{model.name}' differs from torch by {err:.2e} (> 1e-4); not written")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _parity(model: Any, onnx_path: str) -> float:
+    rng = np.random.default_rng(0)
+    hop = model.hop_size
+    t = np.arange(40 * hop) / model.sample_rate
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    f0 = np.full(40, 220.0, np.float32)
+    spk = model.speaker_weights()
+    y_t, _ = model.process_hops(x, f0, spk, model.init_state())
+    om = OnnxHpnModel(model, onnx_path)
+    y_o, _ = om.process_hops(x, f0, spk, om.init_state())
+    return float(np.abs(y_t - y_o).max())
+
+
+class _NetInfo:
+    def __init__(self, delay_hops: int) -> None:
+        self.delay_hops = delay_hops
+
+
+class OnnxHpnModel(VoiceModel):
+    """The torch HpnModel's streaming interface, run by onnxruntime."""
+
+    family = "hpn"
+    regime = "stateful"
+
+    def __init__(self, model: Any, onnx_path: str | os.PathLike, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.config, self.folder = model.config, model.folder
+        self._torch = model
+        self.net = _NetInfo(int(model.net.delay_hops))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=_providers())
+        self._state_names = [i.name for i in self.session.get_inputs()][3:]
+        self._out_names = [o.name for o in self.session.get_outputs()]
+
+    @classmethod
+    def from_model(cls, model: Any, cache_dir: str | os.PathLike | None = None) -> "OnnxHpnModel":
+        """Use ``model.onnx`` from the model folder if present, else export once to a cache."""
+        if isinstance(model, OnnxHpnModel):
+            return model
+        if model.folder is not None and (Path(model.folder) / "model.onnx").is_file():
+            return cls(model, Path(model.folder) / "model.onnx")
+        cache = Path(cache_dir or tempfile.gettempdir()) / "svc-host-onnx"
+        path = cache / f"{model.name}-{id(model)}.onnx"
+        if not path.is_file():
+            export_hpn_onnx(model, path)
+        return cls(model, path)
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def latency_samples(self) -> int:
+        return self._torch.latency_samples()
+
+    def init_state(self) -> list[np.ndarray]:
+        return [s.numpy().copy() for s in self._torch.init_state()]
+
+    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray,
+                     state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Same contract as HpnModel.process_hops; one session run per hop."""
+        hop = self.hop_size
+        k = f0.shape[0]
+        sp = np.asarray(spk, dtype=np.float32)
+        if sp.ndim == 1:
+            sp = np.repeat(sp[:, None], k, axis=1)
+        out = np.empty(k * hop, np.float32)
+        feed: dict[str, np.ndarray] = {}
+        for i in range(k):
+            feed["x"] = np.ascontiguousarray(x[None, i * hop:(i + 1) * hop], dtype=np.float32)
+            feed["f0"] = np.asarray(f0[i:i + 1], dtype=np.float32)[None]
+            feed["spk"] = np.ascontiguousarray(sp[None, :, i:i + 1])
+            for name, s in zip(self._state_names, state):
+                feed[name] = s
+            res = self.session.run(self._out_names, feed)
+            out[i * hop:(i + 1) * hop] = res[0][0]
+            state = res[1:]
+        return out, state
