@@ -51,7 +51,8 @@ class Batch:
 class CropSampler:
     """Draws crops from the files of one split of a prepared + feature-extracted folder."""
 
-    def __init__(self, prep_dir: Path, split: str, speakers: dict[str, int], hop: int, *, all_in_mem: bool = False) -> None:
+    def __init__(self, prep_dir: Path, split: str, speakers: dict[str, int], hop: int, *,
+                 all_in_mem: bool = False) -> None:
         self.prep_dir, self.hop, self.n_speakers = Path(prep_dir), hop, len(speakers)
         self.items: list[Item] = []
         missing = []

@@ -237,6 +237,7 @@ class TrainSettings:
     checkpoint_every: int = 100
     max_minutes: float = 0.0        # 0: no wall-clock limit; else stop early (recorded in provenance)
     log_every: int = 20
+    init_from: str | None = None    # an encoder model folder to start from (when no checkpoint exists)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -282,6 +283,12 @@ def train(cfg: dict[str, Any], examples: Sequence[Example], settings: TrainSetti
         rng.bit_generator.state = st["rng"]
         torch.set_rng_state(st["torch_rng"])
         log(f"resumed from {ck.name}")
+    elif settings.init_from:
+        from svc_dsp.models.folder import load_tensors
+
+        init = load_tensors(Path(settings.init_from) / "encoder.safetensors")
+        net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in init.items()})
+        log(f"initialised from {settings.init_from}")
 
     t0 = time.time()
     step0 = step

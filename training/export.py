@@ -82,7 +82,7 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
     """
     from svc_dsp.features.content import load_content_encoder
     from svc_dsp.models.catalog import load_model
-    from svc_dsp.models.folder import read_config, sha256_file, write_model_folder
+    from svc_dsp.models.folder import sha256_file, write_model_folder
     from svc_dsp.models.hpn import HpnModel
     from training.features import read_features_meta
     from training.model_setup import provenance
@@ -105,7 +105,6 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
         raise TrainingError(f"encoder '{enc_folder}' changed since training; export with the encoder the model "
                             f"was trained with")
     catalog_name = None if bundle_encoder else _catalog_name_of(enc_folder)
-    extra: dict[str, bytes] = {}
     if catalog_name:
         enc_ref = {"kind": enc_ref["kind"], "name": catalog_name, "dim": enc_ref["dim"], "sha256": enc_ref["sha256"]}
     else:
@@ -124,7 +123,7 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
     staging = Path(tempfile.mkdtemp(prefix=f".{out_folder.name}.", suffix=".export", dir=out_folder.parent))
     tmp = staging / out_folder.name
     try:
-        write_model_folder(tmp, cfg, {"model.safetensors": decoder}, extra)
+        write_model_folder(tmp, cfg, {"model.safetensors": decoder})
         if not catalog_name:
             _bundle(enc_folder, tmp)
         loaded = load_model(tmp)
@@ -142,7 +141,6 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
         if worst > tolerance:
             raise TrainingError(f"the exported folder's output differs from the training model's by {worst:.3g} "
                                 f"(allowed {tolerance:g}); not exported")
-        _ = read_config(tmp)
         if out_folder.exists():
             old = out_folder.with_name(f".{out_folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -10,8 +10,8 @@ arrays on the engine's frame grid (frame j describes the audio around sample (j+
 
 and a sidecar ``<n>.json`` (written last; it marks the npz complete) recording the encoder's
 sha256, the F0 method and range, and the audio's size, mtime and sha256. A re-run redoes
-only what is missing or stale. ``features/features.json`` records the encoder reference
-that training and export use.
+only what is missing or stale; when only the encoder changed, the (slow) F0 is kept.
+``features/features.json`` records the encoder reference that training and export use.
 """
 from __future__ import annotations
 
@@ -138,8 +138,13 @@ def _init_worker(encoder_folder: str, threads: int | None) -> None:
 
 
 def compute_features(audio: np.ndarray, sample_rate: int, encoder: Any, f0_method: str,
-                     f0_range: tuple[float, float] = DEFAULT_F0_RANGE) -> dict[str, np.ndarray]:
-    """Feature arrays of one mono float32 signal (see the module docstring)."""
+                     f0_range: tuple[float, float] = DEFAULT_F0_RANGE,
+                     reuse: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Feature arrays of one mono float32 signal (see the module docstring).
+
+    ``reuse``: earlier 'f0' and 'loudness' arrays of the same audio and F0 settings (only the
+    encoder changed), taken as they are instead of re-tracking F0.
+    """
     import svc_dsp.features  # noqa: F401  (registers the F0 trackers)
     from svc_dsp.features.f0 import get_f0_tracker
     from svc_dsp.features.loudness import frame_loudness_db
@@ -147,8 +152,11 @@ def compute_features(audio: np.ndarray, sample_rate: int, encoder: Any, f0_metho
     hop = encoder.hop(sample_rate)
     units, energy = encoder.encode_with_energy(audio, sample_rate)
     n = units.shape[0]
-    f0 = get_f0_tracker(f0_method).track(audio, sample_rate, hop, n, f0_range[0], f0_range[1])
-    loud = frame_loudness_db(audio, sample_rate, hop, n)
+    if reuse is not None and reuse["f0"].shape[0] == n:
+        f0, loud = reuse["f0"], reuse["loudness"]
+    else:
+        f0 = get_f0_tracker(f0_method).track(audio, sample_rate, hop, n, f0_range[0], f0_range[1])
+        loud = frame_loudness_db(audio, sample_rate, hop, n)
     return {"units": units.astype(np.float32), "energy": energy.astype(np.float32),
             "f0": np.asarray(f0, np.float32), "loudness": np.asarray(loud, np.float32)}
 
@@ -164,7 +172,12 @@ def _extract_one(prep_dir: str, rel: str, want: dict[str, Any]) -> tuple[str, fl
         if sr != want["sample_rate"]:
             return rel, 0.0, f"sample rate {sr} Hz, the prepared set says {want['sample_rate']}; re-run prepare"
         mono = x.mean(axis=0).astype(np.float32)
-        feats = compute_features(mono, sr, _WORKER["encoder"], want["f0_method"], tuple(want["f0_range"]))
+        reuse = None
+        same_f0 = {**{k: v for k, v in want.items() if k != "encoder_sha256"}, "version": FEATURES_VERSION}
+        if _is_fresh(out.with_suffix(".json"), audio_path, same_f0):
+            with np.load(out) as z:  # only the encoder changed: keep the (slow) F0
+                reuse = {"f0": z["f0"], "loudness": z["loudness"]}
+        feats = compute_features(mono, sr, _WORKER["encoder"], want["f0_method"], tuple(want["f0_range"]), reuse)
         out.parent.mkdir(parents=True, exist_ok=True)
         buf = _npz_bytes(feats)
         _atomic_write(out, buf)
@@ -205,13 +218,13 @@ def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLik
     enc_folder = resolve_encoder_folder(encoder_folder_or_name)
     ref = encoder_reference(enc_folder)
     _init_worker(str(enc_folder), None)
-    hop = _WORKER["encoder"].hop(sr)
-    if abs(_WORKER["encoder"].frame_seconds * sr - hop) > 1e-6:
-        raise TrainingError(f"encoder {_WORKER['encoder'].describe()} has {_WORKER['encoder'].frame_seconds * 1000:g} ms "
-                            f"frames, not a whole number of samples at {sr} Hz; prepare at a rate where it is "
-                            f"(e.g. 24000, 48000)")
-    want = {"encoder_sha256": ref["sha256"], "f0_method": f0_method, "f0_range": [float(f0_range[0]), float(f0_range[1])],
-            "sample_rate": sr, "hop": hop}
+    enc = _WORKER["encoder"]
+    hop = enc.hop(sr)
+    if abs(enc.frame_seconds * sr - hop) > 1e-6:
+        raise TrainingError(f"encoder {enc.describe()} has {enc.frame_seconds * 1000:g} ms frames, not a whole "
+                            f"number of samples at {sr} Hz; prepare at a rate where it is (e.g. 24000, 48000)")
+    want = {"encoder_sha256": ref["sha256"], "f0_method": f0_method,
+            "f0_range": [float(f0_range[0]), float(f0_range[1])], "sample_rate": sr, "hop": hop}
     rels = read_filelist(prep_dir, "train") + read_filelist(prep_dir, "val")
     report = FeatureReport(encoder=ref)
     todo = []

@@ -24,6 +24,9 @@ from svc_dsp.errors import TrainingError
 from training.config import TrainConfig, load_config
 
 
+MAX_ROLLBACKS = 3
+
+
 @dataclass
 class FitResult:
     """Where a run ended: final step, last logged losses, throughput, newest checkpoint."""
@@ -122,7 +125,7 @@ class Trainer:
         self.steps_per_epoch = max(1, math.ceil(self.train_data.total_frames / per_step))
         limits = [cfg.max_steps or math.inf, (cfg.epochs or math.inf) * self.steps_per_epoch]
         self.total_steps = int(min(limits))
-        self.step, self.lr_scale, self.last_losses = 0, 1.0, {}
+        self.step, self.lr_scale, self.last_losses, self.rollbacks = 0, 1.0, {}, 0
         self.initial = self._snapshot()
 
     # -- state ---------------------------------------------------------------------------
@@ -158,7 +161,8 @@ class Trainer:
         from training.checkpoints import optimizer_to_flat
 
         _, groups = optimizer_to_flat(self.opt.state_dict())
-        return {"epoch": self.step // self.steps_per_epoch, "lr_scale": self.lr_scale, "losses": self.last_losses,
+        return {"epoch": self.step // self.steps_per_epoch, "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
+                "losses": self.last_losses,
                 "param_groups": groups, "model_config": self.model_cfg, "train_config": self.cfg.to_dict(),
                 "seed": self.cfg.seed, "world_size": self.ctx.world}
 
@@ -197,6 +201,7 @@ class Trainer:
         ck = load_checkpoint(Path(chosen))
         self._restore(ck.model, ck.optimizer, ck.state["param_groups"], ck.rng)
         self.step, self.lr_scale = ck.step, float(ck.state.get("lr_scale", 1.0))
+        self.rollbacks = int(ck.state.get("rollbacks", 0))
         self.last_losses = dict(ck.state.get("losses", {}))
         return ck.step
 
@@ -207,6 +212,11 @@ class Trainer:
         from training.runlog import broadcast_object
 
         path = broadcast_object(self.ctx, str(ck.path) if ck is not None else None)
+        self.rollbacks += 1
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise TrainingError(f"training produced non-finite losses again after {MAX_ROLLBACKS} rollbacks "
+                                f"(learning rate scale now {self.lr_scale:g}); lower learning_rate, check the data "
+                                f"for NaN/inf or silent files, or start from another checkpoint")
         self.lr_scale *= 0.5
         if path is None:
             s = self.initial
@@ -240,7 +250,9 @@ class Trainer:
 
         from training.runlog import all_true
 
-        rng = np.random.default_rng([self.cfg.seed, self.ctx.rank, self.step])
+        # crops depend on (seed, rank, step) only, so a resumed run draws what an uninterrupted one
+        # would; after a rollback the crops change, or the same bad batch would come back
+        rng = np.random.default_rng([self.cfg.seed, self.ctx.rank, self.step, self.rollbacks])
         batch = self.train_data.batch(rng, self.cfg.batch_size, self.frames, self.context)
         units, f0, loud, spk, target = self._tensors(batch)
         wave = self.ddp(units, f0, loud, spk)[:, batch.context * self.hop:]

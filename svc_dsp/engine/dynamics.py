@@ -32,6 +32,8 @@ class _OnePole:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y, self.zi = lfilter([1.0 - self.a], [1.0, -self.a], x, zi=self.zi)
+        if abs(self.zi[0]) < 1e-30:
+            self.zi[0] = 0.0  # flush denormals after long silence
         return y
 
 
@@ -52,6 +54,8 @@ class DcBlocker:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y, self.zi = lfilter([1.0, -1.0], [1.0, -self.r], x.astype(np.float64), zi=self.zi)
+        if abs(self.zi[0]) < 1e-30:
+            self.zi[0] = 0.0  # flush denormals after long silence
         return y.astype(np.float32)
 
 
@@ -59,29 +63,40 @@ class LoudnessMatcher:
     """Gain that moves the output's short-term level towards the input's.
 
     gain_db = amount * (level_in - level_out), levels from ~10 ms exponential windows,
-    limited to +-max_db, then smoothed over ~20 ms. amount 0 = model's own envelope,
-    1 = the input's envelope.
+    limited to +-max_db, then smoothed: fast when the gain rises (onsets are not delayed),
+    slower when it falls (no pumping). amount 0 = the model's own envelope, 1 = the input's.
     """
 
-    def __init__(self, hop_seconds: float, window_s: float = 0.010, smooth_s: float = 0.020,
-                 max_db: float = 30.0) -> None:
+    def __init__(self, hop_seconds: float, window_s: float = 0.010, rise_s: float = 0.003,
+                 fall_s: float = 0.020, max_db: float = 30.0) -> None:
         self.lev_in = _OnePole(_coef(window_s, hop_seconds))
         self.lev_out = _OnePole(_coef(window_s, hop_seconds))
-        self.smooth = _OnePole(_coef(smooth_s, hop_seconds))
+        self.a_rise, self.a_fall = _coef(rise_s, hop_seconds), _coef(fall_s, hop_seconds)
         self.max_db = max_db
+        self.g = 0.0
 
     def reset(self) -> None:
-        for f in (self.lev_in, self.lev_out, self.smooth):
+        for f in (self.lev_in, self.lev_out):
             f.reset()
+        self.g = 0.0
 
     def gains_db(self, ms_in: np.ndarray, ms_out: np.ndarray, amount: np.ndarray | float) -> np.ndarray:
         """ms_in, ms_out: (k,) mean squares per hop -> (k,) gain in dB (smoothed)."""
         li = 10.0 * np.log10(self.lev_in(ms_in) + LEVEL_FLOOR)
         lo = 10.0 * np.log10(self.lev_out(ms_out) + LEVEL_FLOOR)
         diff = np.clip(li - lo, -self.max_db, self.max_db)
-        # where both are silent there is nothing to match
-        diff = np.where((li < -90.0) & (lo < -90.0), 0.0, diff)
-        return self.smooth(np.asarray(amount) * diff)
+        diff = np.where((li < -90.0) & (lo < -90.0), 0.0, diff)  # both silent: nothing to match
+        target = np.broadcast_to(np.asarray(amount, dtype=np.float64), diff.shape) * diff
+        out = np.empty(target.shape[0])
+        g = self.g
+        for j in range(target.shape[0]):  # a few hundred frames per second
+            a = self.a_rise if target[j] > g else self.a_fall
+            g = a * g + (1.0 - a) * target[j]
+            if abs(g) < 1e-9:
+                g = 0.0  # no denormals in long silences
+            out[j] = g
+        self.g = g
+        return out
 
 
 class Gate:

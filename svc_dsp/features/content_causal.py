@@ -142,7 +142,8 @@ class CausalMelEncoder(ContentEncoder):
 
     def encode_with_energy(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         """(units (T, dim), energy (T,)) for frames j on the engine grid; ``energy`` is the
-        log mel-power sum of frame j, the loudness input of the 'hpn' decoder."""
+        log mel-power sum of the window centred on (j+1)*hop (if the encoder's delay allows;
+        else one hop earlier), the loudness input of the 'hpn' decoder."""
         hop = self.hop(sample_rate)
         n = audio.shape[-1]
         n_frames = -(-n // hop)
@@ -154,7 +155,8 @@ class CausalMelEncoder(ContentEncoder):
             u, e, _ = self.net(sample_rate)(torch.from_numpy(x)[None])
         start = 1 + self.delay_frames  # window lookahead (1 hop) + trained delay
         units = u[0, :, start:start + n_frames].T.numpy().copy()
-        energy = e[0, 0, 1:1 + n_frames].numpy().copy()
+        e_start = 1 + min(1, self.delay_frames)  # window centred on (j+1)*hop when lookahead allows
+        energy = e[0, 0, e_start:e_start + n_frames].numpy().copy()
         return units, energy
 
     def tensors(self) -> dict[str, np.ndarray]:

@@ -123,7 +123,8 @@ class HubertEncoder(ContentEncoder):
         fp = bool(config.get("final_proj", False))
         arch = config.get("architecture")
         check_shapes(tensors, expected_shapes(layer, fp, arch), f"content encoder '{config.get('name')}'")
-        self.net = HubertNet(layer, fp, arch)
+        with torch.device("meta"):  # no random init: every parameter comes from the file
+            self.net = HubertNet(layer, fp, arch)
         sd = {}
         for k, v in tensors.items():
             if k.endswith(".weight_g"):
@@ -134,7 +135,7 @@ class HubertEncoder(ContentEncoder):
                 sd[k[:-2]] = torch._weight_norm(t, g, 2)
             else:
                 sd[k] = t
-        self.net.load_state_dict(sd)
+        self.net.load_state_dict(sd, assign=True)
         self.net.eval()
         self.dim = int(self.net.final_proj.out_features if fp else self.net.post_extract_proj.out_features)
         if "dim" in config and int(config["dim"]) != self.dim:

@@ -51,6 +51,7 @@ class HpnNet(nn.Module):
         self.n_speakers = len(cfg.get("speakers", ["default"]))
         self.encoder = encoder.net(self.sample_rate)
         self.delay = int(encoder.delay_frames)
+        self.energy_delay = self.delay - min(1, self.delay)
         ch, K, Nb = arch["channels"], arch["n_harmonics"], arch["n_noise_bands"]
         self.n_harmonics, self.n_bands = K, Nb
         self.spk_table = nn.Parameter(torch.zeros(self.n_speakers, arch["speaker_dim"]))
@@ -63,7 +64,7 @@ class HpnNet(nn.Module):
 
     # -- state ----------------------------------------------------------------
     def decoder_state_shapes(self, batch: int) -> list[tuple[int, ...]]:
-        return ([(batch, 1, max(1, self.delay))] + [self.conv_in.cache_shape(batch)]
+        return ([(batch, 1, max(1, self.energy_delay))] + [self.conv_in.cache_shape(batch)]
                 + self.stack.cache_shapes(batch))
 
     def init_state(self, batch: int = 1) -> list[torch.Tensor]:
@@ -107,10 +108,11 @@ class HpnNet(nn.Module):
                 state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         enc_s, dec_s, syn_s = self._split(state)
         units, energy, enc_s = self.encoder(x, enc_s)
-        # loudness of the analysis frame, delayed by the encoder's delay to meet its units
-        if self.delay > 0:
+        # loudness: the analysis window centred on the output frame's point (o+1)*hop is the
+        # newest one when the encoder has >= 1 hop of delay; older ones wait in a delay line
+        if self.energy_delay > 0:
             e_cat = torch.cat([dec_s[0], energy], dim=-1)
-            loud, e_state = e_cat[..., :energy.shape[-1]], e_cat[..., e_cat.shape[-1] - self.delay:]
+            loud, e_state = e_cat[..., :energy.shape[-1]], e_cat[..., e_cat.shape[-1] - self.energy_delay:]
         else:
             loud, e_state = energy, dec_s[0]
         amps, noise, dec_s = self.frame_params(units, f0, loud, spk, [e_state] + dec_s[1:])

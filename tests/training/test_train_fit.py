@@ -144,3 +144,17 @@ def test_toml_config_and_epochs(tmp_path: Path, prepared: Path) -> None:
         warnings.simplefilter("error")
         res = fit(tmp_path / "run", tmp_path / "c.toml", echo=False)
     assert res.step >= 1 and (tmp_path / "run" / "checkpoints" / f"step_{res.step:06d}").is_dir()
+
+
+def test_persistent_non_finite_loss_stops_with_a_message(tmp_path: Path, prepared: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import training.fit as fitmod
+
+    real = fitmod._compute_loss
+    monkeypatch.setattr(fitmod, "_compute_loss",
+                        lambda fn, w, t: (lambda lp: (lp[0] * torch.tensor(float("inf")), lp[1]))(real(fn, w, t)))
+    cfg = write_config(tmp_path / "c.json", prepared, max_steps=4, nan_rollback_after=2)
+    with pytest.raises(TrainingError, match="after 3 rollbacks"):
+        fitmod.fit(tmp_path / "run", cfg, echo=False)

@@ -83,3 +83,25 @@ def test_features_unknown_tracker_and_encoder(prepared: Path) -> None:
         extract_features(prepared, encoder_folder_or_name=ENCODER_NAME, f0_method="crepe-xl")
     with pytest.raises(SvcError, match="no encoder named"):
         extract_features(prepared, encoder_folder_or_name="no-such-encoder", f0_method="yin")
+
+
+def test_new_encoder_keeps_f0(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from svc_dsp.features.f0_yin import YinTracker
+    from tests.training.train_helpers import write_random_encoder
+
+    prep = tmp_path / "p"
+    shutil.copytree(prepared, prep)
+    other = write_random_encoder(tmp_path / "cat2", seed=1)
+    rel = read_filelist(prep, "train")[0]
+    with np.load(features_path(prep, rel)) as z:
+        f0_before, units_before = z["f0"].copy(), z["units"].copy()
+    calls = []
+    real_track = YinTracker.track
+    monkeypatch.setattr(YinTracker, "track", lambda self, *a, **k: calls.append(1) or real_track(self, *a, **k))
+    rep = extract_features(prep, encoder_folder_or_name=other, f0_method="yin")
+    assert rep.computed > 0 and not calls  # units recomputed, F0 reused
+    with np.load(features_path(prep, rel)) as z:
+        np.testing.assert_array_equal(z["f0"], f0_before)
+        assert not np.array_equal(z["units"], units_before)

@@ -76,8 +76,12 @@ def test_truncated_newest_checkpoint_falls_back_with_a_warning(tmp_path: Path, p
     data = newest.read_bytes()
     newest.write_bytes(data[: len(data) // 2])  # a crash while copying, a full disk, ...
     cfg = write_config(tmp_path / "c2.json", prepared, max_steps=5, eval_interval=2, keep_ckpts=3)
-    with pytest.warns(UserWarning, match="skipping damaged checkpoint 'step_000004'.*sha256"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         res = fit(tmp_path / "run", cfg, echo=False)
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("skipping damaged checkpoint 'step_000004'") and "sha256" in m for m in messages)
+    assert any("previous good checkpoint 'step_000002'" in m for m in messages)
     assert res.resumed_from == 2 and res.step == 5
     log = (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
     assert "previous good checkpoint 'step_000002'" in log

@@ -4,9 +4,9 @@
 
 1. A target singer: festival's ``cmu_us_slt_arctic_hts`` speaks varied sentences, and WORLD
    re-sings them on generated melodies from A3 to E5 (held notes, vibrato, glides); about
-   14 minutes of audio (``--tiny``: about 40 s).
+   14 minutes of audio (``--tiny``: about 30 s, yin F0, 12 steps of a small model).
 2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0) -> ``fit`` (a time budget,
-   default 10 minutes on 2 threads = 20 CPU-minutes) -> ``export`` into ``--out`` (speaker
+   default 20 minutes on 1 thread = 20 CPU-minutes) -> ``export`` into ``--out`` (speaker
    "demo"), checked by reloading through the engine's loader.
 3. The preset ``presets/demo.toml`` (model "demo", transpose 0, yin, loudness_match 1, mix 1).
 
@@ -77,27 +77,30 @@ def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str) -> flo
 
 def train_config(prep: Path, tiny: bool, fit_minutes: float) -> dict:
     if tiny:
-        return {"prep_dir": str(prep), "max_steps": 30, "batch_size": 4, "segment_seconds": 0.5,
-                "log_interval": 10, "eval_interval": 15, "keep_ckpts": 2, "seed": 1, "val_max_seconds": 2.0,
+        return {"prep_dir": str(prep), "max_steps": 12, "batch_size": 4, "segment_seconds": 0.5,
+                "log_interval": 6, "eval_interval": 6, "keep_ckpts": 2, "seed": 1, "val_max_seconds": 2.0,
                 "architecture": {"channels": 32, "dilations": [1, 2, 4], "n_harmonics": 32}}
     return {"prep_dir": str(prep), "max_steps": 100000, "time_limit_minutes": fit_minutes, "batch_size": 8,
-            "segment_seconds": 1.0, "learning_rate": 2e-3, "log_interval": 100, "eval_interval": 500,
+            "segment_seconds": 1.0, "learning_rate": 2e-3, "lr_decay": 0.97, "log_interval": 100, "eval_interval": 500,
             "keep_ckpts": 2, "seed": 1, "f0_range": [50.0, 1100.0]}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.recipes.demo_voice", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tiny", action="store_true", help="a 40-second, 30-step smoke run (tests)")
+    ap.add_argument("--tiny", action="store_true", help="a 30-second, 12-step smoke run (tests)")
     ap.add_argument("--out", type=Path, default=ROOT / "presets" / "models" / "demo", help="model folder to write")
     ap.add_argument("--preset", type=Path, default=None,
                     help="preset file to write (default: presets/demo.toml beside the models folder)")
     ap.add_argument("--work", type=Path, default=ROOT / "out" / "demo_voice", help="intermediate files")
     ap.add_argument("--encoder", default="svc-phone-v1", help="content encoder: catalog name or folder")
     ap.add_argument("--minutes", type=float, default=None, help="minutes of singing to generate (default 14)")
-    ap.add_argument("--fit-minutes", type=float, default=10.0, help="wall-clock training budget (default 10)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads for training (default 2)")
+    ap.add_argument("--fit-minutes", type=float, default=20.0, help="wall-clock training budget (default 20)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for training (default 1: on a shared 2-core machine more threads were "
+                         "4x slower, not faster)")
     ap.add_argument("--jobs", type=int, default=2, help="processes for synthesis and features (default 2)")
     ap.add_argument("--voice", default="cmu_us_slt_arctic_hts", help="festival voice, or flite:slt")
+    ap.add_argument("--f0-method", default=None, help="F0 tracker for features (default harvest; --tiny: yin)")
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args(argv)
 
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.prepare import prepare
 
     torch.set_num_threads(args.threads)
-    minutes = args.minutes if args.minutes is not None else (0.7 if args.tiny else 14.0)
+    minutes = args.minutes if args.minutes is not None else (0.4 if args.tiny else 14.0)
     work = args.work
     t0 = time.monotonic()
     secs = generate(work / "dataset_raw", minutes, args.seed, args.jobs, args.voice)
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     rep = prepare(work / "dataset_raw", work / "prepared", sample_rate=24000, val_per_speaker=1 if args.tiny else 4,
                   jobs=args.jobs)
     print(rep.summary())
-    frep = extract_features(work / "prepared", encoder_folder_or_name=args.encoder, f0_method="harvest",
+    f0_method = args.f0_method or ("yin" if args.tiny else "harvest")
+    frep = extract_features(work / "prepared", encoder_folder_or_name=args.encoder, f0_method=f0_method,
                             jobs=args.jobs)
     print(frep.summary())
     cfg_path = work / "train.json"

@@ -38,6 +38,9 @@ FULL: dict[str, Any] = {
     "out": str(REPO / "presets" / "encoders" / NAME), "corpus": str(REPO / "build" / "encoder_corpus"),
     "run_dir": str(REPO / "build" / "encoder_runs" / NAME), "train_voices": TRAIN_VOICES,
     "unseen_voices": UNSEEN_VOICES, "espeak_voices": (), "espeak_sentences": 30,
+    "aligner": str(REPO / "build" / "encoder_runs" / f"{NAME}-stage1" / "model"),
+    # with espeak voices: stage 2 starts from the stage-1 weights and trains on everything
+    "stage2_steps": 1200, "stage2_lr": 1e-3, "stage2_max_minutes": 30.0,
 }
 TINY: dict[str, Any] = {
     **FULL, "sentences_per_voice": 2, "sentences_per_job": 2, "test_sentences": 1, "unseen_sentences": 1,
@@ -94,6 +97,39 @@ def _load(jobs: list, corpus: str, processes: int) -> list:
     return [c for j, path in zip(jobs, paths) for c in load_shard(path, j)]
 
 
+def _align(p: dict[str, Any], clips: list, check: list, tiny: bool, processes: int, threads: int,
+           log) -> tuple[list, dict[str, Any]]:
+    """Label the espeak clips with a stage-1 encoder (this recipe without espeak voices),
+    training it first if its folder is missing; report its agreement with true labels."""
+    from dataclasses import replace
+
+    from svc_dsp.features.content import load_content_encoder
+    from training import encoder_train as et
+    from training.corpus.synth_speech import frame_labels
+
+    aligner = Path(p["aligner"])
+    if not (aligner / "model.json").is_file():
+        log(f"stage 1: training the aligner -> {aligner}")
+        run({**p, "espeak_voices": (), "out": str(aligner), "run_dir": p["run_dir"] + "-stage1"},
+            tiny, False, processes, threads, log)
+    enc = load_content_encoder(aligner)
+    agree = []
+    for c in check:  # align clips whose true timings we know, compare frame labels
+        blind = replace(c, ends=np.full(len(c.ends), np.nan))
+        (got,), _ = et.align_clips(enc, [blind])
+        a = frame_labels(c.ends, c.phones, len(c.audio), 80)
+        b = frame_labels(got.ends, got.phones, len(c.audio), 80)
+        agree.append(float((a == b).mean()))
+    out, scores = et.align_clips(enc, clips)
+    info = {"aligner": str(aligner.relative_to(REPO)) if aligner.is_relative_to(REPO) else str(aligner),
+            "aligned_clips": len(scores), "mean_log_posterior": round(float(np.mean(scores)), 3),
+            "frame_agreement_on_unseen_speaker_percent": round(100 * float(np.mean(agree)), 2)}
+    st1 = enc.config.get("training", {})
+    info["stage1"] = {k: st1.get(k) for k in ("steps", "train_seconds", "stopped_early", "frame_accuracy_percent")}
+    log(f"forced alignment: {json.dumps(info)}")
+    return out, info
+
+
 def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int = 2, threads: int = 2,
         log=print) -> Path:
     import torch
@@ -107,6 +143,9 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
     _load(all_jobs, p["corpus"], processes)  # one pool for everything
     train_clips = _load(train_jobs, p["corpus"], 1)
     evals = {k: _load(js, p["corpus"], 1) for k, js in eval_jobs.items()}
+    align_info: dict[str, Any] = {}
+    if any(np.isnan(c.ends).any() for c in train_clips):
+        train_clips, align_info = _align(p, train_clips, evals["unseen_speaker"], tiny, processes, threads, log)
     minutes = sum(len(c.audio) for c in train_clips) / 16000 / 60
     log(f"corpus: {len(train_clips)} training clips, {minutes:.1f} min, built/loaded in {time.time() - t0:.0f}s")
 
@@ -115,6 +154,9 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
     settings = et.TrainSettings(steps=p["steps"], batch=p["batch"], crop_frames=p["crop_frames"],
                                 seed=p["seed"], max_minutes=p["max_minutes"],
                                 checkpoint_every=max(1, min(100, p["steps"])), log_every=1 if tiny else 20)
+    if align_info:
+        settings.steps, settings.lr, settings.max_minutes = p["stage2_steps"], p["stage2_lr"], p["stage2_max_minutes"]
+        settings.init_from = p["aligner"]
     if export_only:
         net, step = et.load_checkpoint_net(cfg, run_dir)
         info = {"steps": step, "train_seconds": None, "stopped_early": True}
@@ -138,6 +180,7 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
                         "speed x0.85-1.2; sung melody (notes, glides, vibrato) at x0.8-1.6 median F0 + "
                         "warp x0.82-1.2 + speed x0.8-1.1; in training: level +-12 dB, EQ +-4 dB, "
                         "noise floor 25-60 dB under speech",
+        **({"forced_alignment": align_info} if align_info else {}),
         "train_minutes": round(minutes, 1), "train_clips": len(train_clips), "seed": p["seed"],
         "batch": p["batch"], "crop_seconds": p["crop_frames"] * 0.005, **info,
         "parameters": int(n_params), "lookahead_ms": 5.0 * (1 + cfg["delay_frames"]),

@@ -52,43 +52,28 @@ class MultiHeadAttention(nn.Module):
         qs = q / math.sqrt(self.k_channels)
         scores = torch.matmul(qs, k.transpose(-2, -1))
         if self.window_size is not None:
-            rel_k = self._relative_embeddings(self.emb_rel_k, t)
-            rel_logits = torch.matmul(qs, rel_k.unsqueeze(0).transpose(-2, -1))
-            scores = scores + self._rel_to_abs(rel_logits)
+            # logits += q_i . emb_rel_k[j - i + w] for |j - i| <= w (what VITS's "skewing" computes),
+            # gathered from a (T, 2w+1) table: O(T*w) memory, and traceable for any T (ONNX)
+            w = self.window_size
+            pos = torch.arange(t, device=x.device)
+            idx = pos[None, :] - pos[:, None] + w
+            valid = ((idx >= 0) & (idx <= 2 * w)).to(qs.dtype)
+            qe = torch.matmul(qs, self.emb_rel_k[0].transpose(0, 1))
+            scores = scores + torch.gather(qe, 3, idx.clamp(0, 2 * w).expand(b, self.n_heads, t, t)) * valid
         if attn_mask is not None:
             scores = scores.masked_fill(attn_mask == 0, -1e4)
         p = F.softmax(scores, dim=-1)
         out = torch.matmul(p, v)
         if self.window_size is not None:
-            rel_w = self._abs_to_rel(p)
-            rel_v = self._relative_embeddings(self.emb_rel_v, t)
-            out = out + torch.matmul(rel_w, rel_v.unsqueeze(0))
+            # out_i += sum_k p[i, i + k - w] * emb_rel_v[k]
+            jdx = pos[:, None] + torch.arange(2 * w + 1, device=x.device)[None, :] - w
+            jvalid = ((jdx >= 0) & (jdx <= pos[-1])).to(p.dtype)
+            jdx = torch.where(jdx >= 0, jdx, torch.zeros_like(jdx))
+            jdx = torch.where(jdx <= pos[-1], jdx, pos[-1].expand_as(jdx))
+            rel_w = torch.gather(p, 3, jdx.expand(b, self.n_heads, t, 2 * w + 1)) * jvalid
+            out = out + torch.matmul(rel_w, self.emb_rel_v[0])
         out = out.transpose(2, 3).contiguous().view(b, d, t)
         return self.conv_o(out)
-
-    def _relative_embeddings(self, emb: torch.Tensor, length: int) -> torch.Tensor:
-        w = self.window_size
-        pad = max(length - (w + 1), 0)
-        start = max((w + 1) - length, 0)
-        if pad > 0:
-            emb = F.pad(emb, [0, 0, pad, pad, 0, 0])
-        return emb[:, start:start + 2 * length - 1]
-
-    @staticmethod
-    def _rel_to_abs(x: torch.Tensor) -> torch.Tensor:
-        b, h, n, _ = x.shape
-        x = F.pad(x, [0, 1])
-        x = x.reshape(b, h, n * 2 * n)
-        x = F.pad(x, [0, n - 1])
-        return x.reshape(b, h, n + 1, 2 * n - 1)[:, :, :n, n - 1:]
-
-    @staticmethod
-    def _abs_to_rel(x: torch.Tensor) -> torch.Tensor:
-        b, h, n, _ = x.shape
-        x = F.pad(x, [0, n - 1])
-        x = x.reshape(b, h, n * n + n * (n - 1))
-        x = F.pad(x, [n, 0])
-        return x.reshape(b, h, n, 2 * n)[:, :, :, 1:]
 
 
 class FFN(nn.Module):
@@ -128,9 +113,10 @@ class Encoder(nn.Module):
         return x * mask
 
 
-def subsequent_mask(length: int, like: torch.Tensor) -> torch.Tensor:
-    """(1, 1, T, T) lower-triangular ones."""
-    return torch.tril(torch.ones(length, length, dtype=like.dtype, device=like.device))[None, None]
+def subsequent_mask(x: torch.Tensor) -> torch.Tensor:
+    """(1, 1, T, T) lower-triangular ones for x (B, C, T) (built from x: traceable for any T)."""
+    row = torch.ones_like(x[0, :1, :])
+    return torch.tril(row.transpose(0, 1) * row)[None, None]
 
 
 class FFT(nn.Module):
@@ -154,7 +140,7 @@ class FFT(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         gc = self.cond_layer(g) if (g is not None and self.cond_layer is not None) else None
-        attn_mask = subsequent_mask(x.shape[2], x)
+        attn_mask = subsequent_mask(x)
         x = x * mask
         h = self.channels
         for i in range(self.n_layers):

@@ -64,6 +64,9 @@ class SovitsModel(VoiceModel):
     def __init__(self, config: dict[str, Any], tensors: Mapping[str, np.ndarray], encoder: ContentEncoder | None,
                  folder: Path | None = None) -> None:
         self.config, self.folder, self.encoder = config, folder, encoder
+        #: k-means centres per speaker name (imported kmeans_10000.pt) and so-vits's -cr ratio
+        self.cluster: dict[str, np.ndarray] = {}
+        self.cluster_ratio = 0.0
         sv = config["sovits"]
         self.m = sv["model"]
         self.unit_mode = sv["unit_interpolate_mode"]
@@ -75,9 +78,10 @@ class SovitsModel(VoiceModel):
                 f"model '{self.name}' expects {want}-dim content units, encoder {encoder.describe()} gives "
                 f"{encoder.dim}; install the '{config['content_encoder'].get('name')}' encoder (svc-host import "
                 f"encoder ...) or re-import the voice with the config.json it was trained with")
-        self.net = SovitsNet(self.m, self.sample_rate)
+        with torch.device("meta"):  # no random init: every parameter comes from the file
+            self.net = SovitsNet(self.m, self.sample_rate)
         sd = fold_weight_norm(tensors)
-        missing, unexpected = self.net.load_state_dict(sd, strict=False)
+        missing, unexpected = self.net.load_state_dict(sd, strict=False, assign=True)
         if missing or unexpected:
             raise ModelFormatError(f"model '{self.name}': internal layout mismatch (missing {missing[:3]}, "
                                    f"unexpected {unexpected[:3]}); please report this")
@@ -184,10 +188,24 @@ class SovitsModel(VoiceModel):
         if spk.ndim == 2:
             spk = _to_sovits_grid(spk, t)
         units = self.content_units(audio, t)
+        if self.cluster_ratio > 0 and spk.ndim == 1 and np.count_nonzero(spk) == 1:
+            units = self.apply_cluster(units, self.speakers[int(np.flatnonzero(spk)[0])], self.cluster_ratio)
         vol = volume(audio, hop) if self.has_volume else None
         wave = self.synthesize(units, f0_sv, uv_sv, spk, vol, noise_scale, seed)
         out[: wave.shape[0]] = wave[:n]
         return out
+
+
+    def apply_cluster(self, units: np.ndarray, speaker: str, ratio: float) -> np.ndarray:
+        """so-vits cluster mixing: each frame moves ``ratio`` of the way to its nearest k-means
+        centre of ``speaker`` (unchanged if the voice has no centres for that speaker)."""
+        centres = self.cluster.get(speaker)
+        if centres is None or ratio <= 0:
+            return units
+        c = torch.from_numpy(centres)
+        u = torch.from_numpy(np.ascontiguousarray(units, dtype=np.float32))
+        idx = torch.cdist(u, c).argmin(dim=1)
+        return (ratio * c[idx] + (1.0 - ratio) * u).numpy()
 
 
 def load(folder: Path, cfg: dict[str, Any]) -> SovitsModel:
@@ -209,4 +227,7 @@ def load(folder: Path, cfg: dict[str, Any]) -> SovitsModel:
                            f"'{ref.get('name')}' ({ref.get('dim')}-dim units): import it once with 'svc-host import "
                            f"encoder checkpoint_best_legacy_500.pt --layout {ref.get('name')} -o "
                            f"<catalog root>/encoders/{ref.get('name')}'") from None
-    return SovitsModel(cfg, tensors, enc, folder)
+    model = SovitsModel(cfg, tensors, enc, folder)
+    if cfg.get("cluster"):
+        model.cluster = load_tensors(folder / str(cfg["cluster"]["file"]))
+    return model

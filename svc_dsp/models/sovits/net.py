@@ -7,6 +7,7 @@ CPU without touching torch's global RNG.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import torch
@@ -21,8 +22,8 @@ F0_BIN, F0_MIN, F0_MAX = 256, 50.0, 1100.0
 
 def f0_to_coarse(f0: torch.Tensor) -> torch.Tensor:
     """Hz -> pitch bins 1..255 on the mel scale (unvoiced/0 Hz -> 1), rounding half to even."""
-    mel_min = 1127.0 * torch.log(torch.tensor(1.0 + F0_MIN / 700.0))
-    mel_max = 1127.0 * torch.log(torch.tensor(1.0 + F0_MAX / 700.0))
+    mel_min = 1127.0 * math.log(1.0 + F0_MIN / 700.0)
+    mel_max = 1127.0 * math.log(1.0 + F0_MAX / 700.0)
     a = (F0_BIN - 2) / (mel_max - mel_min)
     b = mel_min * a - 1.0
     mel = 1127.0 * torch.log(1.0 + f0 / 700.0)
@@ -102,7 +103,9 @@ class SovitsNet(nn.Module):
             pred = self.f0_decoder(x, norm_lf0, mask, g)
             f0 = (700.0 * (torch.pow(10.0, pred * 500.0 / 2595.0) - 1.0)).squeeze(1)
         m_p, logs_p = self.enc_p(x, mask, f0_to_coarse(f0))
-        z_p = (m_p + z_noise * torch.exp(logs_p) * noise_scale) * mask
+        # noise pre-scaled (as the ONNX graph receives it); so-vits multiplies by exp(logs) first,
+        # a last-bit difference
+        z_p = (m_p + (z_noise * noise_scale) * torch.exp(logs_p)) * mask
         z = self.flow.reverse(z_p, mask, g)
         o = self.dec(z * mask, f0, g, rand_ini, src_noise)
         return o, f0

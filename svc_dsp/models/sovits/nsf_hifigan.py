@@ -25,17 +25,22 @@ def sine_source(f0_up: torch.Tensor, sample_rate: int, rand_ini: torch.Tensor, n
 
     rand_ini: (B, 9) initial phases (column 0 is forced to 0); noise: (B, L, 9) standard normal.
     """
-    harm = torch.arange(1, N_HARMONICS + 1, dtype=f0_up.dtype, device=f0_up.device)
-    fn = f0_up[:, :, None] * harm
+    # The phase is accumulated in float64 (so-vits: float32). Over 10^5 samples float32 cumsums
+    # differ between runtimes by ~1e-5 cycles, enough to break torch/ONNX parity; float64 makes
+    # both agree and is closer to the exact phase than either float32 result.
+    dtype = f0_up.dtype
+    harm = torch.arange(1, N_HARMONICS + 1, dtype=torch.float64, device=f0_up.device)
+    fn = f0_up.to(torch.float64)[:, :, None] * harm
     rad = torch.remainder(fn / sample_rate, 1.0)
+    rand_ini = rand_ini.to(torch.float64)
     ini = torch.cat([torch.zeros_like(rand_ini[:, :1]), rand_ini[:, 1:]], dim=1)
     rad = torch.cat([rad[:, :1] + ini[:, None, :], rad[:, 1:]], dim=1)
     wrapped = torch.remainder(torch.cumsum(rad, 1), 1.0)
     # subtract 1 at each step where the running fractional phase wraps (keeps cumsum small)
     shift = (wrapped[:, 1:] - wrapped[:, :-1] < 0).to(rad.dtype) * -1.0
     shift = torch.cat([torch.zeros_like(rad[:, :1]), shift], dim=1)
-    sines = torch.sin(torch.cumsum(rad + shift, dim=1) * 2 * math.pi) * SINE_AMP
-    uv = (f0_up > 0).to(f0_up.dtype)[:, :, None]
+    sines = (torch.sin(torch.cumsum(rad + shift, dim=1) * 2 * math.pi) * SINE_AMP).to(dtype)
+    uv = (f0_up > 0).to(dtype)[:, :, None]
     amp = uv * NOISE_STD + (1 - uv) * SINE_AMP / 3
     return sines * uv + amp * noise
 
