@@ -50,7 +50,9 @@ class TrainConfig:
     nan_rollback_after: consecutive non-finite steps before rolling back to the last checkpoint.
     val_max_seconds: validation uses at most this much of each validation file.
     time_limit_minutes: stop (validating and writing a checkpoint) once this session has trained
-        this long; re-running continues. None = no limit.
+        this long (wall clock); re-running continues. None = no limit.
+    cpu_limit_minutes: the same for the process's CPU time (all threads; rank 0's when distributed),
+        for fixed compute budgets on shared machines.
     device: "cpu" or "cuda" ("auto" picks cuda when available).
     """
 
@@ -76,6 +78,7 @@ class TrainConfig:
     val_max_seconds: float = 5.0
     device: str = "cpu"
     time_limit_minutes: float | None = None
+    cpu_limit_minutes: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,9 +116,10 @@ def _check(cfg: TrainConfig, where: str) -> None:
         raise bad("f0_range", "[lo, hi] in Hz with 0 < lo < hi, e.g. [50, 1100]")
     if not cfg.fft_sizes or any(not isinstance(n, int) or n < 16 for n in cfg.fft_sizes):
         raise bad("fft_sizes", "a non-empty list of integers >= 16")
-    if cfg.time_limit_minutes is not None and (not isinstance(cfg.time_limit_minutes, (int, float))
-                                               or cfg.time_limit_minutes <= 0):
-        raise bad("time_limit_minutes", "a number of minutes > 0, or leave it out")
+    for key in ("time_limit_minutes", "cpu_limit_minutes"):
+        v = getattr(cfg, key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise bad(key, "a number of minutes > 0, or leave it out")
     if cfg.device not in ("cpu", "cuda", "auto"):
         raise bad("device", "'cpu', 'cuda' or 'auto'")
     from svc_dsp.models.hpn import ARCH_DEFAULTS

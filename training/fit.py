@@ -293,10 +293,13 @@ class Trainer:
             self.log.audio(self.step, "val/first", first.cpu().clamp(-1, 1), self.sr)
         return total / max(1, n)
 
-    def _out_of_time(self, deadline: float) -> bool:
+    def _out_of_time(self, deadline: float, cpu_deadline: float) -> bool:
         from training.runlog import all_true
 
-        return not all_true(self.ctx, time.monotonic() < deadline) if deadline < math.inf else False
+        if deadline == math.inf and cpu_deadline == math.inf:
+            return False
+        in_time = time.monotonic() < deadline and (not self.ctx.is_main or time.process_time() < cpu_deadline)
+        return not all_true(self.ctx, in_time)
 
     def run(self) -> FitResult:
         resumed = self.resume()
@@ -314,9 +317,11 @@ class Trainer:
         t_log, steps_since, t_start, steps_done = time.monotonic(), 0, time.monotonic(), 0
         saved_at = resumed
         deadline = t_start + 60.0 * c.time_limit_minutes if c.time_limit_minutes else math.inf
+        cpu_deadline = time.process_time() + 60.0 * c.cpu_limit_minutes if c.cpu_limit_minutes else math.inf
         while self.step < self.total_steps:
-            if self._out_of_time(deadline):
-                self.log.line(f"time limit of {c.time_limit_minutes:g} min reached at step {self.step}")
+            if self._out_of_time(deadline, cpu_deadline):
+                self.log.line(f"time limit reached at step {self.step} (wall {c.time_limit_minutes} min, "
+                              f"CPU {c.cpu_limit_minutes} min)")
                 if saved_at != self.step:
                     val = self.evaluate()
                     if val is not None:

@@ -75,6 +75,10 @@ class StatefulStage:
         self.lmatch = float(t["loudness_match"])
         self.spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"]).astype(np.float64)
 
+    def input_needed(self, s: np.ndarray) -> np.ndarray:
+        """Last model-input index that model-output sample ``s`` needs (elementwise)."""
+        return (s // self.hop + 1 + self.delay) * self.hop - 1
+
     def _frame_params(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-frame smoothed transpose (st), loudness amount, speaker weights (S, k)."""
         t = self.targets()

@@ -37,6 +37,17 @@ def _ensure_model(model: VoiceModel | str | Path) -> VoiceModel:
     return load_model(model)
 
 
+def _onnx_backend(model: VoiceModel) -> VoiceModel:
+    if model.family == "hpn":
+        from svc_dsp.runtime.onnx_hpn import OnnxHpnModel
+
+        return OnnxHpnModel.from_model(model)
+    to_onnx = getattr(model, "onnx_backend", None)
+    if to_onnx is None:
+        raise ParameterError(f"model family '{model.family}' has no ONNX backend; use backend='torch'")
+    return to_onnx()
+
+
 class _Ramp:
     """Per-sample linear approach to a target at a fixed maximum rate."""
 
@@ -69,29 +80,35 @@ class StreamingConverter:
     """
 
     def __init__(self, model: VoiceModel | str | Path, sample_rate: int, max_block_size: int = 8192, *,
-                 backend: str = "torch", f0_track: np.ndarray | None = None, **params: Any) -> None:
+                 backend: str = "torch", f0_track: np.ndarray | None = None,
+                 window: "WindowSettings | None" = None, **params: Any) -> None:
         self.model = _ensure_model(model)
-        if self.model.regime != "stateful":
-            from svc_dsp.engine.windowed import WindowedStreamingConverter  # noqa: F401  (see factory)
-            raise ParameterError(f"model '{self.model.name}' is a {self.model.regime} model; use "
-                                 f"svc_dsp.engine.windowed.WindowedStreamingConverter (or make_streaming)")
+        try:  # denormals cost hundreds of cycles each in long release tails; flush them to zero
+            import torch
+
+            torch.set_flush_denormal(True)
+        except ImportError:
+            pass
+        if self.model.regime not in ("stateful", "windowed"):
+            raise ParameterError(f"model '{self.model.name}': unknown regime {self.model.regime!r}")
         if not 8000 <= int(sample_rate) <= 192000:
             raise UnsupportedAudioError(f"sample rate {sample_rate} Hz is outside 8000..192000 Hz")
         if backend not in ("torch", "onnx"):
             raise ParameterError(f"backend {backend!r}; allowed: 'torch', 'onnx'")
         if backend == "onnx":
-            from svc_dsp.runtime.onnx_hpn import OnnxHpnModel
-
-            self.model = OnnxHpnModel.from_model(self.model)
+            self.model = _onnx_backend(self.model)
         self.backend = backend
         self.sample_rate, self.max_block_size = int(sample_rate), int(max_block_size)
         self._targets = defaults()
         self._f0_track = f0_track
+        self._window = window
         for k, v in params.items():
             self.set(k, v)
         sr_m = self.model.sample_rate
         self.r_in = ZeroPhaseResampler(self.sample_rate, sr_m)
         self.r_out = ZeroPhaseResampler(sr_m, self.sample_rate)
+        self.stage = None
+        self.stage = self._make_stage()
         self.latency_samples = self._derive_latency()
         per = 1.0 / (RAMP_S * self.sample_rate)
         self._buf = np.zeros(max(1, self.max_block_size), np.float64)
@@ -105,10 +122,9 @@ class StreamingConverter:
     # -- latency ------------------------------------------------------------------
     def _derive_latency(self) -> int:
         """max over host output n of (last host input index it needs) - n."""
-        hop, d = self.model.hop_size, int(self.model.net.delay_hops)  # type: ignore[attr-defined]
         n = np.arange(0, 2 * self.sample_rate, dtype=np.int64)  # covers every phase pattern
         s = self.r_out.last_input_needed(n)  # last model-output sample host output n needs
-        m_in = (s // hop + 1 + d) * hop - 1  # last model-input sample the frame of s needs
+        m_in = self.stage.input_needed(s)  # last model-input sample that output sample needs
         need = self.r_in.last_input_needed(m_in)
         return int(max(0, (need - n).max()))
 
@@ -146,7 +162,7 @@ class StreamingConverter:
         """Clear all state; the next block starts a new stream (same latency)."""
         self.r_in.reset()
         self.r_out.reset()
-        self.stage = StatefulStage(self.model, self._targets["f0_method"], lambda: self._targets, self._f0_track)
+        self.stage = self._make_stage()
         L = self.latency_samples
         cap = L + self.max_block_size + 4 * self.sample_rate // 10 + 8192
         self._wet = np.zeros(cap, np.float32)
@@ -157,6 +173,13 @@ class StreamingConverter:
         self._mix = _Ramp(t["mix"], self._ramp_per)
         self._gain = _Ramp(10 ** (t["output_gain_db"] / 20), self._ramp_per * 4)
         self._byp = _Ramp(1.0 if t["bypass"] else 0.0, self._ramp_per)
+
+    def _make_stage(self) -> Any:
+        if self.model.regime == "windowed":
+            from svc_dsp.engine.windowed import WindowedStage
+
+            return WindowedStage(self.model, self._targets["f0_method"], lambda: self._targets, self._window)
+        return StatefulStage(self.model, self._targets["f0_method"], lambda: self._targets, self._f0_track)
 
     def _push_wet(self, y: np.ndarray) -> None:
         cap = self._wet.shape[0]

@@ -158,3 +158,12 @@ def test_persistent_non_finite_loss_stops_with_a_message(tmp_path: Path, prepare
     cfg = write_config(tmp_path / "c.json", prepared, max_steps=4, nan_rollback_after=2)
     with pytest.raises(TrainingError, match="after 3 rollbacks"):
         fitmod.fit(tmp_path / "run", cfg, echo=False)
+
+
+def test_time_limit_stops_with_a_checkpoint(tmp_path: Path, prepared: Path) -> None:
+    from training.fit import fit
+
+    cfg = write_config(tmp_path / "c.json", prepared, max_steps=10_000, eval_interval=1000, cpu_limit_minutes=0.02)
+    res = fit(tmp_path / "run", cfg, echo=False)
+    assert 1 <= res.step < 10_000 and Path(res.checkpoint).is_dir()
+    assert "time limit reached" in (tmp_path / "run" / "train.log").read_text(encoding="utf-8")

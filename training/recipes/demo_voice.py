@@ -5,8 +5,8 @@
 1. A target singer: festival's ``cmu_us_slt_arctic_hts`` speaks varied sentences, and WORLD
    re-sings them on generated melodies from A3 to E5 (held notes, vibrato, glides); about
    14 minutes of audio (``--tiny``: about 30 s, yin F0, 12 steps of a small model).
-2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0) -> ``fit`` (a time budget,
-   default 20 minutes on 1 thread = 20 CPU-minutes) -> ``export`` into ``--out`` (speaker
+2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0) -> ``fit`` (a budget of
+   20 CPU-minutes, on 1 thread by default) -> ``export`` into ``--out`` (speaker
    "demo"), checked by reloading through the engine's loader.
 3. The preset ``presets/demo.toml`` (model "demo", transpose 0, yin, loudness_match 1, mix 1).
 
@@ -80,7 +80,7 @@ def train_config(prep: Path, tiny: bool, fit_minutes: float) -> dict:
         return {"prep_dir": str(prep), "max_steps": 12, "batch_size": 4, "segment_seconds": 0.5,
                 "log_interval": 6, "eval_interval": 6, "keep_ckpts": 2, "seed": 1, "val_max_seconds": 2.0,
                 "architecture": {"channels": 32, "dilations": [1, 2, 4], "n_harmonics": 32}}
-    return {"prep_dir": str(prep), "max_steps": 100000, "time_limit_minutes": fit_minutes, "batch_size": 8,
+    return {"prep_dir": str(prep), "max_steps": 100000, "cpu_limit_minutes": fit_minutes, "batch_size": 8,
             "segment_seconds": 1.0, "learning_rate": 2e-3, "lr_decay": 0.97, "log_interval": 100, "eval_interval": 500,
             "keep_ckpts": 2, "seed": 1, "f0_range": [50.0, 1100.0]}
 
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "out" / "demo_voice", help="intermediate files")
     ap.add_argument("--encoder", default="svc-phone-v1", help="content encoder: catalog name or folder")
     ap.add_argument("--minutes", type=float, default=None, help="minutes of singing to generate (default 14)")
-    ap.add_argument("--fit-minutes", type=float, default=20.0, help="wall-clock training budget (default 20)")
+    ap.add_argument("--fit-minutes", type=float, default=20.0,
+                    help="training budget in CPU-minutes of the training process (default 20)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for training (default 1: on a shared 2-core machine more threads were "
                          "4x slower, not faster)")
