@@ -1,0 +1,99 @@
+"""Streaming latency and real-time factor.
+
+    python -m benchmarks stream [--model DIR|NAME] [--rate 48000] [--seconds 10]
+
+Latency: reported ``latency_samples``; measured (a) as the lag maximising the
+cross-correlation between the streamed output and the offline (latency-free) render,
+(b) as the onset delay of a note (envelope crossing 10 % of its maximum) relative to the
+input onset. RTF: processing seconds / audio seconds per block size and backend on one
+thread (median of --repeats runs).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def _model(ref):
+    from svc_dsp.models.catalog import load_model
+    from svc_dsp.models.hpn import build_random
+
+    if ref:
+        return load_model(ref), ref
+    try:
+        return load_model("demo"), "demo"
+    except Exception:
+        return build_random(), "random-weight hpn (demo voice not installed; same architecture)"
+
+
+def _stream(sc, x, block):
+    out = np.empty_like(x)
+    for i in range(0, x.shape[0], block):
+        out[i:i + block] = sc.process(x[i:i + block])
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks stream")
+    ap.add_argument("--model")
+    ap.add_argument("--rate", type=int, default=48000)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--blocks", default="64,128,256,512,1024")
+    ap.add_argument("--backends", default="torch,onnx")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from benchmarks.signals import vocal
+    from svc_dsp.engine.converter import Converter
+    from svc_dsp.engine.streaming import StreamingConverter
+
+    torch.set_num_threads(1)
+    model, label = _model(args.model)
+    sr = args.rate
+    print(f"machine: {platform.node()} {platform.machine()}; torch {torch.__version__}; one thread")
+    print(f"model: {label}; host rate {sr} Hz; model rate {model.sample_rate} Hz")
+
+    sc = StreamingConverter(model, sr, 1024)
+    L = sc.latency_samples
+    x = vocal(sr, 3.0, seed=1)
+    off = Converter(model).convert(x, sr)
+    y = _stream(sc, np.concatenate([x, np.zeros(L, np.float32)]), 256)
+    lags = np.arange(0, 2 * L + 1)
+    xc = [float(np.dot(y[lag:lag + off.shape[0] - 2 * L], off[: off.shape[0] - 2 * L])) for lag in lags]
+    lag_xc = int(lags[int(np.argmax(xc))])
+    onset_x = np.zeros(sr, np.float32)
+    t = np.arange(sr // 2) / sr
+    onset_x[sr // 2:] = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 440 * t))
+    sc.reset()
+    yo = _stream(sc, onset_x, 256)
+    env = np.convolve(np.abs(yo), np.ones(48) / 48, mode="same")
+    onset = int(np.argmax(env > 0.1 * env.max())) - sr // 2
+    ms = 1000.0 / sr
+    print(f"latency reported: {L} samples = {L * ms:.2f} ms")
+    print(f"latency measured (cross-correlation with the offline render): {lag_xc} samples = {lag_xc * ms:.2f} ms")
+    print(f"onset delay of a note (input onset -> output envelope at 10 %): {onset} samples = {onset * ms:.2f} ms")
+
+    x = vocal(sr, args.seconds, seed=2)
+    print(f"\nreal-time factor, {args.seconds:.0f} s vocal, median of {args.repeats} (lower is better; 1.0 = real time)")
+    blocks = [int(b) for b in args.blocks.split(",")]
+    print(f"{'backend':<8}" + "".join(f"{b:>9}" for b in blocks))
+    for backend in args.backends.split(","):
+        row = f"{backend:<8}"
+        for b in blocks:
+            sc = StreamingConverter(model, sr, b, backend=backend)
+            _stream(sc, x[: sr], b)  # warm-up
+            times = []
+            for _ in range(args.repeats):
+                sc.reset()
+                t0 = time.perf_counter()
+                _stream(sc, x, b)
+                times.append(time.perf_counter() - t0)
+            row += f"{statistics.median(times) / args.seconds:>9.3f}"
+        print(row, flush=True)
+    return 0
