@@ -9,7 +9,6 @@ Each figure is the median of --repeats runs. Peak memory is the max RSS of a sep
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import statistics
 import subprocess
@@ -19,18 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _model(ref: str | None):
-    from svc_dsp.models.catalog import load_model
-    from svc_dsp.models.hpn import build_random
-
-    if ref:
-        return load_model(ref), ref
-    try:
-        return load_model("demo"), "demo"
-    except Exception:
-        return build_random(), "random-weight hpn (demo voice not installed; same architecture)"
 
 
 def main(argv: list[str]) -> int:
@@ -44,14 +31,14 @@ def main(argv: list[str]) -> int:
 
     import torch
 
+    from benchmarks.common import benchmark_model, machine_line
     from benchmarks.signals import vocal
     from svc_dsp.engine.converter import Converter
 
-    model, label = _model(args.model)
+    model, label = benchmark_model(args.model)
     sr = 44100
     x = vocal(sr, args.seconds)
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
-          f"{__import__('os').cpu_count()} CPUs; torch {torch.__version__}")
+    print(machine_line())
     print(f"model: {label}; input: {args.seconds:.0f} s synthetic vocal at {sr} Hz mono; median of {args.repeats}")
     print(f"{'f0 tracker':<10} {'threads':>7} {'RTF':>8} {'x real time':>12}")
     for tr in args.trackers.split(","):

@@ -11,23 +11,10 @@ thread (median of --repeats runs).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import numpy as np
-
-
-def _model(ref):
-    from svc_dsp.models.catalog import load_model
-    from svc_dsp.models.hpn import build_random
-
-    if ref:
-        return load_model(ref), ref
-    try:
-        return load_model("demo"), "demo"
-    except Exception:
-        return build_random(), "random-weight hpn (demo voice not installed; same architecture)"
 
 
 def _stream(sc, x, block):
@@ -49,14 +36,15 @@ def main(argv: list[str]) -> int:
 
     import torch
 
+    from benchmarks.common import benchmark_model, machine_line
     from benchmarks.signals import vocal
     from svc_dsp.engine.converter import Converter
     from svc_dsp.engine.streaming import StreamingConverter
 
     torch.set_num_threads(1)
-    model, label = _model(args.model)
+    model, label = benchmark_model(args.model)
     sr = args.rate
-    print(f"machine: {platform.node()} {platform.machine()}; torch {torch.__version__}; one thread")
+    print(machine_line() + "; one thread")
     print(f"model: {label}; host rate {sr} Hz; model rate {model.sample_rate} Hz")
 
     sc = StreamingConverter(model, sr, 1024)

@@ -1,0 +1,180 @@
+"""Does the demo voice really convert? Measured with tools independent of our models.
+
+    python -m benchmarks quality [--model demo] [--sentences 4] [--transpose 0]
+
+Inputs: sentences spoken and sung (WORLD re-singing) by synthesised voices that were not
+used for the target singer (flite awb/rms/kal, festival ked, espeak-ng en-us+m3).
+Metrics (per source voice, median over sentences):
+- pitch: the output's F0 against the requested F0 (source F0 x 2^(t/12)), both tracked
+  with librosa's pYIN (not used by the engine): median absolute error in cents and the
+  share of frames more than 50 cents off (voiced in both);
+- speaker: cosine similarity of Resemblyzer speaker embeddings (a pretrained GE2E model
+  that ships inside its PyPI wheel): output vs target singer, output vs source, and the
+  source vs target baseline;
+- intelligibility: word error rate of PocketSphinx (its English model ships in the wheel)
+  on the source and on the output, against the known text.
+Optional dependencies: `pip install resemblyzer pocketsphinx librosa` (missing ones are
+reported as "n/a", never guessed).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SOURCES = ["flite:awb", "flite:rms", "flite:kal", "festival:ked_diphone", "espeak:en-us+m3"]
+TARGET = "festival:cmu_us_slt_arctic_hts"
+
+
+def synth(voice: str, text: str) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    engine, name = voice.split(":", 1)
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "s.wav"
+        if engine == "flite":
+            subprocess.run(["flite", "-voice", name, "-t", text, "-o", str(out)], check=True, capture_output=True)
+        elif engine == "espeak":
+            subprocess.run(["espeak-ng", "-v", name, "-w", str(out), text], check=True, capture_output=True)
+        else:
+            subprocess.run(["text2wave", "-eval", f"(voice_{name})", "-o", str(out)], input=text.encode(),
+                           check=True, capture_output=True)
+        x, sr = sf.read(out, dtype="float32", always_2d=True)
+    return x.mean(axis=1), int(sr)
+
+
+def pyin_f0(x: np.ndarray, sr: int) -> np.ndarray:
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(x.astype(np.float32), fmin=60, fmax=1000, sr=sr, frame_length=2048,
+                                 hop_length=int(0.01 * sr))
+    return np.where(voiced, f0, 0.0)
+
+
+def cents(ref: np.ndarray, est: np.ndarray) -> tuple[float, float]:
+    n = min(ref.size, est.size)
+    ref, est = ref[:n], est[:n]
+    both = (ref > 0) & (est > 0)
+    if both.sum() < 5:
+        return float("nan"), float("nan")
+    c = np.abs(1200 * np.log2(est[both] / ref[both]))
+    return float(np.median(c)), float(np.mean(c > 50))
+
+
+def wer(ref: str, hyp: str) -> float:
+    r = [w.strip(".,?!").lower() for w in ref.split()]
+    h = [w.strip(".,?!").lower() for w in hyp.split()]
+    d = np.zeros((len(r) + 1, len(h) + 1), int)
+    d[:, 0], d[0, :] = np.arange(len(r) + 1), np.arange(len(h) + 1)
+    for i in range(1, len(r) + 1):
+        for j in range(1, len(h) + 1):
+            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (r[i - 1] != h[j - 1]))
+    return d[-1, -1] / max(1, len(r))
+
+
+class Tools:
+    def __init__(self) -> None:
+        self.encoder = self.asr = None
+        try:
+            from resemblyzer import VoiceEncoder
+
+            self.encoder = VoiceEncoder(device="cpu", verbose=False)
+        except ImportError:
+            pass
+        try:
+            import pocketsphinx  # noqa: F401
+
+            self.asr = True
+        except ImportError:
+            pass
+
+    def embed(self, x: np.ndarray, sr: int) -> np.ndarray | None:
+        if self.encoder is None:
+            return None
+        from resemblyzer import preprocess_wav
+
+        return self.encoder.embed_utterance(preprocess_wav(x.astype(np.float32), source_sr=sr))
+
+    def transcribe(self, x: np.ndarray, sr: int) -> str | None:
+        if not self.asr:
+            return None
+        from pocketsphinx import Decoder
+
+        from svc_dsp.audio.resample import resample
+
+        pcm = (np.clip(resample(x, sr, 16000), -1, 1) * 32767).astype(np.int16).tobytes()
+        dec = Decoder(samprate=16000, loglevel="FATAL")
+        dec.start_utt()
+        dec.process_raw(pcm, full_utt=True)
+        dec.end_utt()
+        return dec.hyp().hypstr if dec.hyp() else ""
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks quality")
+    ap.add_argument("--model", default="demo")
+    ap.add_argument("--sentences", type=int, default=4)
+    ap.add_argument("--transpose", type=float, default=0.0)
+    ap.add_argument("--sources", default=",".join(SOURCES))
+    args = ap.parse_args(argv)
+    if not shutil.which("flite"):
+        print("flite is not installed (apt-get install flite festival espeak-ng)")
+        return 2
+
+    import torch
+
+    from benchmarks.common import machine_line
+    from svc_dsp.engine.converter import Converter
+    from svc_dsp.models.catalog import load_model
+    from training.recipes.singing import sentences, sing
+
+    torch.set_num_threads(2)
+    model = load_model(args.model)
+    conv = Converter(model, transpose=args.transpose)
+    tools = Tools()
+    rng = np.random.default_rng(7)
+    texts = sentences(args.sentences + 8, rng)[8:]  # not the fixed training lines
+    print(machine_line())
+    print(f"model: {args.model}; transpose {args.transpose:+.1f} st; {len(texts)} sentences per source; "
+          f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; ASR: {'PocketSphinx' if tools.asr else 'n/a'}")
+    tgt_emb = [tools.embed(*synth(TARGET, t)) for t in texts[:3]]
+    tgt = None if tgt_emb[0] is None else np.mean(tgt_emb, axis=0)
+    hdr = (f"{'source':<22}{'style':<7}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}{'src->tgt':>10}"
+           f"{'WER src':>9}{'WER out':>9}")
+    print(hdr)
+    for voice in args.sources.split(","):
+        for style in ("speech", "sung"):
+            rows: dict[str, list[float]] = {k: [] for k in ("c", "g", "st", "ss", "base", "ws", "wo")}
+            for i, text in enumerate(texts):
+                x, sr = synth(voice, text)
+                if style == "sung":
+                    x, _ = sing(x, sr, np.random.default_rng(i))
+                    x = x.astype(np.float32)
+                y = conv.convert(x, sr)
+                f_in, f_out = pyin_f0(x, sr), pyin_f0(y, sr)
+                c, g = cents(f_in * 2 ** (args.transpose / 12), f_out)
+                rows["c"].append(c)
+                rows["g"].append(g)
+                if tgt is not None:
+                    e_out, e_src = tools.embed(y, sr), tools.embed(x, sr)
+                    rows["st"].append(float(np.dot(e_out, tgt) / np.linalg.norm(tgt)))
+                    rows["ss"].append(float(np.dot(e_out, e_src)))
+                    rows["base"].append(float(np.dot(e_src, tgt) / np.linalg.norm(tgt)))
+                if tools.asr and style == "speech":
+                    rows["ws"].append(wer(text, tools.transcribe(x, sr) or ""))
+                    rows["wo"].append(wer(text, tools.transcribe(y, sr) or ""))
+
+            def med(k: str) -> str:
+                v = [a for a in rows[k] if a == a]
+                return f"{statistics.median(v):.2f}" if v else "n/a"
+
+            print(f"{voice:<22}{style:<7}{med('c'):>7}{med('g'):>7}{med('st'):>10}{med('ss'):>10}{med('base'):>10}"
+                  f"{med('ws'):>9}{med('wo'):>9}", flush=True)
+    print("cents: median |output F0 - requested F0|; >50c: share of frames off by more than 50 cents; "
+          "sim: cosine of speaker embeddings (1 = same voice); WER: word error rate (speech only)")
+    return 0
