@@ -6,7 +6,7 @@ random weights + a default-size random ContentVec (HuBERT-base), torch and onnxr
 RTF = processing seconds / audio seconds (lower is better). Stages: content encoder (16 kHz
 ContentVec, layer 12), generator (so-vits SynthesizerTrn inference at 44.1 kHz), and the whole
 offline path (F0 + slicing + encoder + generator + dynamics) through Converter.
-Streaming latency/RTF are not measured here yet (see the TODO line in the output).
+Streaming: the windowed regime's reported latency and RTF for two block sizes.
 """
 from __future__ import annotations
 
@@ -125,6 +125,25 @@ def main(argv: list[str]) -> int:
     print(f"{'stage':36s} {'backend':12s} {'threads':>7s} {'seconds':>8s} {'RTF':>7s}")
     for stage, backend, th, sec in rows:
         print(f"{stage:36s} {backend:12s} {th:7d} {sec:8.2f} {sec / a.seconds:7.3f}")
-    print("TODO: streaming latency / RTF for windowed (so-vits) models: not measured until the streaming "
-          "engine's windowed regime exists.")
+    _streaming_rows(model, x, sr, a.seconds)
     return 0
+
+
+def _streaming_rows(model: Any, x: np.ndarray, sr: int, seconds: float) -> None:
+    """Windowed-regime streaming: reported latency and real-time factor per block size."""
+    import torch
+
+    from svc_dsp.engine.streaming import StreamingConverter
+
+    torch.set_num_threads(1)
+    print(f"streaming (windowed regime, SOLA), host {sr} Hz, one thread, torch:")
+    for block in (256, 1024):
+        sc = StreamingConverter(model, sr, block)
+        t0 = time.perf_counter()
+        for i in range(0, x.shape[0], block):
+            sc.process(x[i:i + block])
+        rtf = (time.perf_counter() - t0) / seconds
+        st = sc.stage
+        print(f"  block {block:5d}: latency {sc.latency_samples} samples = {1000 * sc.latency_samples / sr:.1f} ms "
+              f"(window {st.window} / step {st.step} model samples); RTF {rtf:.2f}"
+              f"{'  (slower than real time: not usable live on this CPU)' if rtf > 1 else ''}")

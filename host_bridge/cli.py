@@ -101,13 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list catalog models, encoders and presets")
     m.set_defaults(func=cmd_models)
 
-    try:
-        from training.cli import add_train_subcommands
-    except ImportError:  # training is optional for a render-only install
-        add_train_subcommands = None
-    if add_train_subcommands is not None:
-        t = sub.add_parser("train", help="prepare -> features -> fit -> export a voice model")
-        add_train_subcommands(t.add_subparsers(dest="stage", metavar="STAGE", required=True))
+    from host_bridge.importers.cli import add_import_subcommands
+    from training.cli import add_train_subcommands
+
+    t = sub.add_parser("train", help="prepare -> features -> fit -> export a voice model")
+    add_train_subcommands(t.add_subparsers(dest="stage", metavar="STAGE", required=True))
+    imp = sub.add_parser("import", help="bring so-vits-svc voices and ContentVec/HuBERT encoders in safely")
+    add_import_subcommands(imp.add_subparsers(dest="kind", metavar="KIND", required=True))
     return ap
 
 

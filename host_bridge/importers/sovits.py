@@ -115,7 +115,13 @@ def import_sovits(pth: str | os.PathLike, config_json: str | os.PathLike, out_di
         raise ModelFormatError(f"'{config_json}' is not a readable JSON config ({e})") from None
     norm = normalize_config(raw, str(config_json))
     m, data = norm["model"], norm["data"]
-    res = unpickle_in_subprocess(pth, select="model", what="so-vits checkpoint")
+    try:
+        res = unpickle_in_subprocess(pth, select="model", what="so-vits checkpoint")
+    except ModelFormatError as e:
+        if "no top-level key 'model'" in str(e) and "'weight'" in str(e):
+            raise ModelFormatError(f"'{pth}' looks like an RVC voice ('weight'/'config' entries); RVC models are "
+                                   f"not supported by 'import sovits'") from None
+        raise
     if not res.tensors:
         raise ModelFormatError(f"'{pth}': the 'model' entry holds no tensors; is this a D_*.pth or an RVC file?")
     if any(k.startswith("discriminators.") for k in res.tensors):

@@ -189,3 +189,17 @@ def test_cli_subcommands(sovits_catalog, tmp_path):
     assert args.func(args) == 0 and (tmp_path / "v" / "model.json").is_file()
 
 
+
+
+def test_rvc_and_discriminator_files_are_refused(tmp_path):
+    import torch
+
+    _, cj = write_voice(tmp_path, "a", sovits_config())
+    rvc = tmp_path / "rvc.pth"
+    torch.save({"weight": {"emb_g.weight": torch.zeros(109, 256).half()}, "config": [1025, 32], "f0": 1}, rvc)
+    with pytest.raises(ModelFormatError, match="RVC"):
+        import_sovits(rvc, cj, tmp_path / "o")
+    d = tmp_path / "D_0.pth"
+    torch.save({"model": {"discriminators.0.convs.0.bias": torch.zeros(16)}, "iteration": 0}, d)
+    with pytest.raises(ModelFormatError, match="discriminator"):
+        import_sovits(d, cj, tmp_path / "o")

@@ -167,3 +167,15 @@ def test_time_limit_stops_with_a_checkpoint(tmp_path: Path, prepared: Path) -> N
     res = fit(tmp_path / "run", cfg, echo=False)
     assert 1 <= res.step < 10_000 and Path(res.checkpoint).is_dir()
     assert "time limit reached" in (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
+
+
+def test_all_in_mem_trains_on_the_same_crops(tmp_path: Path, prepared: Path) -> None:
+    from training.checkpoints import latest_checkpoint
+    from training.fit import fit
+
+    for mem in (False, True):
+        fit(tmp_path / f"run{mem}", write_config(tmp_path / f"c{mem}.json", prepared, max_steps=2, all_in_mem=mem),
+            echo=False)
+    a, b = latest_checkpoint(tmp_path / "runFalse").model, latest_checkpoint(tmp_path / "runTrue").model
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -1,0 +1,339 @@
+"""``VoiceConversion``: the voice converter as a pedalboard-style effect.
+
+pedalboard cannot host Python plugins, so this class copies the surface of
+``pedalboard.Plugin`` (``process``, ``__call__``, ``reset``, ``is_effect``, ``is_instrument``)
+and adds ``latency_samples``, ``tail_seconds``, ``parameters``, presets and ``raw_state``.
+Use :class:`host_bridge.chain.Chain` to run it together with native pedalboard plugins.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from host_bridge.effect_params import EffectParameter, decode_state, encode_state, init_signature
+from host_bridge.layout import LayoutMemory
+from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
+from svc_dsp.errors import AudioError, CatalogError, ParameterError, PresetError, UnsupportedAudioError
+from svc_dsp.models.base import VoiceModel
+
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+def _resolve(source: Any) -> tuple[VoiceModel, str, dict[str, Any]]:
+    """model_or_preset -> (model, catalog reference used in presets/state, preset parameters)."""
+    from host_bridge.presets import Preset, find_preset, load_preset
+    from svc_dsp.models.catalog import load_model
+
+    if isinstance(source, VoiceModel):
+        return source, (source.folder.name if source.folder else source.name), {}
+    if isinstance(source, Preset):
+        return load_model(source.model), source.model, dict(source.parameters)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ParameterError(f"model_or_preset must be a VoiceModel, a Preset, a model folder, a preset .toml "
+                             f"file or a catalog name; received {type(source).__name__}")
+    p = Path(source)
+    if p.suffix == ".toml" and p.is_file():
+        return _resolve(load_preset(p, allow_path=True))
+    if p.is_dir():
+        return load_model(p), p.name, {}
+    name = str(source)
+    try:  # a bare name: a catalog preset first (it names its model and settings), else a model
+        preset_path = find_preset(name)
+    except CatalogError:
+        return load_model(name), name, {}
+    return _resolve(load_preset(preset_path, allow_path=True))
+
+
+def _check_rate(sample_rate: Any) -> int:
+    try:
+        sr = float(sample_rate)
+    except (TypeError, ValueError):
+        sr = float("nan")
+    if not (math.isfinite(sr) and sr == int(sr) and MIN_RATE <= sr <= MAX_RATE):
+        raise UnsupportedAudioError(f"sample_rate {sample_rate!r}; allowed: a whole number of Hz in "
+                                    f"{MIN_RATE}..{MAX_RATE}. Resample the audio first.")
+    return int(sr)
+
+
+class VoiceConversion:
+    """Singing-voice conversion with one voice model, as a pedalboard-style effect.
+
+    ``VoiceConversion(model_or_preset, *, transpose=0.0, speaker=None, ..., backend="torch",
+    max_block_size=8192, sample_rate=None)``. ``model_or_preset``: a VoiceModel, a model folder,
+    a preset ``.toml`` file, a :class:`host_bridge.presets.Preset`, or a catalog name (a preset of
+    that name wins over a model of that name). Every parameter of the table
+    (``svc_dsp.engine.parameters``) is a keyword argument and an attribute; keywords override a
+    preset's values. ``sample_rate`` only prepares the engine early (no allocation on the first
+    call). Parameters are *refused*, never clamped: an out-of-range value raises
+    ``ParameterError`` naming the range, and the previous value stays. Setting a parameter
+    while audio runs sets a target that the engine approaches smoothly (no zipper noise);
+    ``f0_method`` is the exception: changing it restarts the stream.
+    """
+
+    is_effect = True
+    is_instrument = False
+
+    def __init__(self, model_or_preset: Any, *, backend: str = "torch", max_block_size: int = 8192,
+                 sample_rate: int | None = None, **params: Any) -> None:
+        if backend not in ("torch", "onnx"):
+            raise ParameterError(f"backend {backend!r}; allowed: 'torch', 'onnx'")
+        if int(max_block_size) < 1:
+            raise ParameterError(f"max_block_size {max_block_size!r}; allowed: a whole number >= 1")
+        model, ref, preset_params = _resolve(model_or_preset)
+        self._model, self._model_ref = model, ref
+        self.backend, self.max_block_size = backend, int(max_block_size)
+        self._values: dict[str, Any] = defaults()
+        self._engine: Any = None
+        self._streaming = False  # True while reset=False calls continue one stream
+        self._channels = 0
+        self._last_rate: int | None = None
+        self._layout = LayoutMemory()
+        for k, v in {**preset_params, **params}.items():
+            self.set(k, v)
+        if sample_rate is not None:
+            self._last_rate = _check_rate(sample_rate)
+            if self._streaming_tracker():
+                self._engine_for(self._last_rate)
+
+    # -- parameters -----------------------------------------------------------------
+    def set(self, name: str, value: Any) -> None:
+        """Validate and set one parameter (also ``effect.<name> = value``)."""
+        p = parameter(name)
+        v = p.validate(value)
+        if p.name == "speaker" and v is not None:
+            self._model.speaker_weights(v)  # UnknownSpeakerError lists the model's speakers
+        if p.name == "speaker_mix" and v is not None:
+            self._model.speaker_weights(None, v)
+        if p.name == "f0_method" and v != self._values["f0_method"]:
+            self._engine, self._streaming = None, False  # a tracker cannot change inside a stream
+        elif self._engine is not None:
+            self._engine.set(p.name, v)
+        self._values = {**self._values, p.name: v}  # one swap: readers see old or new
+
+    def get(self, name: str) -> Any:
+        return self._values[parameter(name).name]
+
+    @property
+    def parameters(self) -> Mapping[str, EffectParameter]:
+        """name -> :class:`EffectParameter` (type, range, default, unit, text, normalise...)."""
+        return MappingProxyType({n: EffectParameter(p, lambda n=n: self._values[n], lambda v, n=n: self.set(n, v))
+                                 for n, p in PARAMETERS.items()})
+
+    @property
+    def model(self) -> VoiceModel:
+        return self._model
+
+    @property
+    def model_ref(self) -> str:
+        """The catalog name presets and ``raw_state`` use for this effect's model."""
+        return self._model_ref
+
+    # -- latency --------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int | None:
+        """The rate of the last ``process`` call (or the constructor's ``sample_rate``)."""
+        return self._last_rate
+
+    def latency_at(self, sample_rate: int) -> int:
+        """Latency in samples at ``sample_rate``; it never depends on parameters or block size."""
+        sr = _check_rate(sample_rate)
+        if self._engine is not None and self._engine.sample_rate == sr:
+            return int(self._engine.latency_samples)
+        from svc_dsp.engine.streaming import StreamingConverter
+
+        return int(StreamingConverter(self._model, sr, 1, f0_method="yin").latency_samples)
+
+    @property
+    def latency_samples(self) -> int:
+        """Output delay of ``process(..., reset=False)`` in samples at :attr:`sample_rate`."""
+        if self._last_rate is None:
+            raise AudioError("latency_samples depends on the sample rate, and this effect has not processed "
+                             "audio yet; call process() once, pass sample_rate= to the constructor, or use "
+                             "latency_at(sample_rate)")
+        return self.latency_at(self._last_rate)
+
+    @property
+    def tail_seconds(self) -> float:
+        """How long output goes on after the input falls silent: the latency plus the gate's
+        hold and release (-60 dB)."""
+        from svc_dsp.engine.dynamics import Gate
+
+        hop_s = self._model.hop_size / self._model.sample_rate
+        gate = Gate(hop_s)
+        release = math.log(1e-3) / math.log(gate.a_rel) if 0 < gate.a_rel < 1 else 0.0
+        lat = self.latency_samples / self._last_rate if self._last_rate else 0.0
+        return lat + (gate.hold + release + 1) * hop_s
+
+    # -- processing -------------------------------------------------------------------
+    def reset(self) -> None:
+        """Clear all state (the next call starts a new stream) and forget the last array layout."""
+        if self._engine is not None:
+            self._engine.reset()
+        self._streaming = False
+        self._layout.clear()
+
+    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
+                reset: bool = True) -> np.ndarray:
+        """Run a 32-bit or 64-bit float buffer through the voice converter.
+
+        ``input_array``: ``(samples,)``, ``(channels, samples)`` or ``(samples, channels)``; the
+        smaller dimension is taken as channels (pedalboard's rule: the previous call's channel
+        count breaks ties, a square array reuses the previous layout, see ``host_bridge.layout``).
+        float64 is converted to float32; integer arrays raise ``TypeError``. Returns float32 in
+        the caller's layout, always with exactly as many samples as were provided.
+
+        ``reset=True`` (default): state is cleared first and the result is latency-compensated:
+        the engine is flushed with ``latency_samples`` of silence and its first
+        ``latency_samples`` are dropped, so ``effect(audio, sr)`` equals
+        ``Converter(model, **params).convert(audio, sr)``.
+
+        ``reset=False``: the call continues the stream of the previous ``reset=False`` call,
+        like a plugin inside a DAW: the output has the input's length and is the converted
+        signal delayed by exactly ``latency_samples`` (the first call starts with that much
+        silence). Feed chunks of any size; the concatenated output equals one call. A new stream
+        (state cleared) starts on the first ``reset=False`` call after construction,
+        :meth:`reset`, a ``reset=True`` call, a change of ``f0_method``, a different
+        ``sample_rate`` (the latency is then the new rate's) or a different channel count
+        (pedalboard's native plugins also re-prepare, and lose their state, on both).
+        Offline F0 trackers (``harvest``, ``dio``) need the whole signal: with them only
+        ``reset=True`` works.
+
+        ``buffer_size``: the largest block handed to the engine (speed only; the output does not
+        depend on it).
+        """
+        x, layout = self._layout.to_channels_first(input_array)
+        return LayoutMemory.restore(self._process_cf(x, sample_rate, buffer_size, reset), layout)
+
+    def __call__(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
+                 reset: bool = True) -> np.ndarray:
+        """Alias for :meth:`process`."""
+        return self.process(input_array, sample_rate, buffer_size, reset)
+
+    def _process_cf(self, x: np.ndarray, sample_rate: Any, buffer_size: int, reset: bool) -> np.ndarray:
+        """(C, n) float32 -> (C, n) float32; the engine behind process() and Chain."""
+        sr = _check_rate(sample_rate)
+        if int(buffer_size) < 1:
+            raise ParameterError(f"buffer_size {buffer_size!r}; allowed: a whole number >= 1")
+        block = min(int(buffer_size), self.max_block_size)
+        self._last_rate = sr
+        C, n = x.shape
+        if reset:
+            self._streaming = False
+            if not self._streaming_tracker():
+                from svc_dsp.engine.converter import Converter
+
+                return Converter(self._model, **self._values).convert(x, sr)
+            eng = self._engine_for(sr)
+            eng.reset()
+            L = eng.latency_samples
+            out = np.empty((C, n), np.float32)
+            zeros = np.zeros((C, block), np.float32)
+            for s in range(0, n + L, block):  # input, then L samples of silence to flush
+                e = min(n + L, s + block)
+                blk = x[:, s:e] if e <= n else np.concatenate([x[:, s:min(e, n)], zeros[:, :e - max(s, n)]], axis=1)
+                y = eng.process(blk)
+                a, b = max(s, L), e  # keep output samples L..n+L-1
+                if b > a:
+                    out[:, a - L:b - L] = y[:, a - s:]
+            eng.reset()  # the flush is not part of any stream
+            return out
+        if not self._streaming_tracker():
+            raise ParameterError(f"f0_method '{self._values['f0_method']}' is an offline tracker and needs the "
+                                 f"whole signal; use process(..., reset=True), or f0_method='yin' for streaming")
+        eng = self._engine_for(sr)
+        if not self._streaming or C != self._channels:
+            eng.reset()
+            self._streaming, self._channels = True, C
+        if n <= block:
+            return eng.process(x)
+        out = np.empty((C, n), np.float32)
+        for s in range(0, n, block):
+            out[:, s:s + block] = eng.process(x[:, s:s + block])
+        return out
+
+    def _streaming_tracker(self) -> bool:
+        from svc_dsp.features.f0 import get_f0_tracker
+
+        return bool(get_f0_tracker(self._values["f0_method"]).streaming)
+
+    def _engine_for(self, sr: int) -> Any:
+        if self._engine is None or self._engine.sample_rate != sr:
+            from svc_dsp.engine.streaming import StreamingConverter
+
+            self._engine = StreamingConverter(self._model, sr, self.max_block_size, backend=self.backend,
+                                              **self._values)
+            self._streaming = False
+        return self._engine
+
+    # -- presets and state ------------------------------------------------------------
+    def save_preset(self, path: str | os.PathLike, description: str = "") -> Path:
+        """Write this effect's model reference and parameter values as a preset TOML file."""
+        from host_bridge.presets import save_preset
+
+        return save_preset(path, self._model_ref, {k: v for k, v in self._values.items() if v is not None},
+                           description)
+
+    def load_preset(self, name_or_path: str | os.PathLike) -> None:
+        """Load a catalog preset (or a .toml file): its model if it names another one, and its
+        values; parameters the preset does not set go back to their defaults."""
+        from host_bridge.presets import load_preset
+
+        preset = load_preset(name_or_path, allow_path=True)
+        if preset.model != self._model_ref:
+            from svc_dsp.models.catalog import load_model
+
+            self._model, self._model_ref = load_model(preset.model), preset.model
+            self._engine, self._streaming = None, False
+        self._apply_all({**defaults(), **preset.parameters})
+
+    @property
+    def raw_state(self) -> bytes:
+        """Versioned state (canonical JSON bytes: model reference + every parameter value).
+        ``other.raw_state = effect.raw_state`` makes ``other`` render identically."""
+        return encode_state(self._model_ref, self._values)
+
+    @raw_state.setter
+    def raw_state(self, data: bytes) -> None:
+        model_ref, params = decode_state(data)
+        if model_ref != self._model_ref:
+            raise PresetError(f"raw_state was saved for model '{model_ref}'; this effect runs '{self._model_ref}'. "
+                              f"Create VoiceConversion('{model_ref}') and set its raw_state instead")
+        self._apply_all({**defaults(), **params})
+
+    def _apply_all(self, values: Mapping[str, Any]) -> None:
+        old = self._values
+        try:
+            for k, v in values.items():
+                self.set(k, v)
+        except Exception:
+            self._values = old
+            raise
+
+    def __repr__(self) -> str:
+        vals = " ".join(f"{n}={PARAMETERS[n].to_text(v)!r}" if PARAMETERS[n].kind == "float" else f"{n}={v!r}"
+                        for n, v in self._values.items())
+        lat = (f" latency={self.latency_samples} samples at {self._last_rate} Hz" if self._last_rate else "")
+        return f"<host_bridge.VoiceConversion model={self._model_ref!r} {vals}{lat} at {hex(id(self))}>"
+
+
+def _param_property(name: str) -> property:
+    spec = PARAMETERS[name]
+    return property(lambda self: self._values[name], lambda self, v: self.set(name, v),
+                    doc=f"{spec.doc} ({spec.kind}{', ' + spec.unit if spec.unit else ''}; default "
+                        f"{spec.to_text(spec.default)})")
+
+
+for _name in PARAMETERS:
+    setattr(VoiceConversion, _name, _param_property(_name))
+VoiceConversion.__init__.__signature__ = init_signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+     inspect.Parameter("model_or_preset", inspect.Parameter.POSITIONAL_OR_KEYWORD)],
+    [inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default="torch"),
+     inspect.Parameter("max_block_size", inspect.Parameter.KEYWORD_ONLY, default=8192),
+     inspect.Parameter("sample_rate", inspect.Parameter.KEYWORD_ONLY, default=None)])

@@ -1,0 +1,1 @@
+"""The OSC/MIDI server with live audio (``svc-host serve``); see docs/osc.md."""

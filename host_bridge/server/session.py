@@ -1,0 +1,305 @@
+"""The server's state: one model, one streaming engine, parameter values, clients.
+
+Every parameter change — from OSC, MIDI, note-follow or a preset load — goes through
+:meth:`Session.set_param`, which validates it, hands it to the engine with the engine's
+atomic ``set()`` and echoes it to every client subscribed to ``params``. Slow work
+(loading a model, reading or writing presets) runs on the control worker thread, never on
+the OSC receive thread (so ``/svc/ping`` stays prompt) and never on the audio thread.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from svc_dsp.engine.parameters import PARAMETERS, Parameter, defaults, parameter
+from svc_dsp.errors import CatalogError, ParameterError, SvcError
+
+Address = tuple[str, int]
+TOPICS = ("params", "status", "meters", "jobs", "presets", "midi")
+MAX_CLIENTS = 32
+PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def value_args(p: Parameter, v: Any) -> list[Any]:
+    """A parameter value as OSC arguments (bool -> 0/1 int, None -> '', mix -> name, weight pairs)."""
+    if p.kind == "float":
+        return [float(v)]
+    if p.kind == "bool":
+        return [1 if v else 0]
+    if p.kind == "mix":
+        return [""] if not v else [x for k, w in v.items() for x in (k, float(w))]
+    return ["" if v is None else str(v)]
+
+
+@dataclass
+class Client:
+    name: str
+    reply: Address
+    topics: set[str] = field(default_factory=set)
+
+
+class Clients:
+    """Known clients by source address; replies go to the feedback port a client declared."""
+
+    def __init__(self) -> None:
+        self._by_src: dict[Address, Client] = {}
+        self._lock = threading.Lock()
+
+    def hello(self, src: Address, name: str, port: int) -> Client:
+        with self._lock:
+            c = self._by_src.pop(src, None) or Client(name, src)
+            c.name, c.reply = name, (src[0], port or src[1])
+            self._by_src[src] = c
+            while len(self._by_src) > MAX_CLIENTS:  # oldest hello goes first
+                self._by_src.pop(next(iter(self._by_src)))
+            return c
+
+    def get(self, src: Address) -> Client | None:
+        return self._by_src.get(src)
+
+    def goodbye(self, src: Address) -> None:
+        with self._lock:
+            self._by_src.pop(src, None)
+
+    def reply_to(self, src: Address) -> Address:
+        c = self._by_src.get(src)
+        return c.reply if c else src
+
+    def subscribers(self, topic: str) -> list[Address]:
+        return [c.reply for c in list(self._by_src.values()) if topic in c.topics]
+
+
+class ControlWorker:
+    """One thread for slow control work (model loads, preset files); bounded queue."""
+
+    def __init__(self, on_error: Callable[[Address | None, str, str], None]) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=32)
+        self._on_error = on_error
+        self._t = threading.Thread(target=self._run, name="svc-control", daemon=True)
+        self._t.start()
+
+    def submit(self, fn: Callable[[], None], sender: Address | None, address: str) -> None:
+        try:
+            self._q.put_nowait((fn, sender, address))
+        except queue.Full:
+            self._on_error(sender, address, "server busy: too many pending control requests; retry shortly")
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            fn, sender, address = item
+            try:
+                fn()
+            except SvcError as e:
+                self._on_error(sender, address, str(e))
+            except Exception as e:
+                self._on_error(sender, address, f"internal error {type(e).__name__}: {e}")
+
+    def stop(self) -> None:
+        self._q.put(None)
+        self._t.join(timeout=5)
+
+
+class Session:
+    """Model + engine + parameter values + clients. Created by :func:`host_bridge.server.app.build`."""
+
+    def __init__(self, model: Any, model_name: str, values: dict[str, Any], host: Any, *,
+                 preset: str | None = None, make_converter: Callable[[Any, dict[str, Any]], Any]) -> None:
+        self.model, self.model_name = model, model_name
+        self.values = values
+        self.host = host
+        self.preset = preset
+        self.make_converter = make_converter
+        self.clients = Clients()
+        self.transport: Any = None          # OscTransport, set by app.build
+        self.jobs: Any = None               # JobManager or None
+        self.midi: Any = None               # MidiMapper
+        self.follower: Any = None           # NoteFollower
+        self.listeners: list[Callable[[str, Any, str], None]] = []  # (name, value, source) after a change
+        self._lock = threading.RLock()
+        self.worker = ControlWorker(self.error)
+        self.started = time.monotonic()
+
+    # -- sending ----------------------------------------------------------------------------
+    def send(self, to: Address, address: str, *args: Any) -> None:
+        if self.transport is not None:
+            self.transport.send(to, address, *args)
+
+    def reply(self, src: Address, address: str, *args: Any) -> None:
+        self.send(self.clients.reply_to(src), address, *args)
+
+    def broadcast(self, topic: str, address: str, *args: Any) -> None:
+        for to in self.clients.subscribers(topic):
+            self.send(to, address, *args)
+
+    def error(self, src: Address | None, address: str, problem: str) -> None:
+        """``/svc/error <address> <problem>`` to the client that caused it."""
+        if src is not None:
+            self.reply(src, "/svc/error", address, problem)
+
+    # -- parameters ---------------------------------------------------------------------------
+    def set_param(self, name: str, value: Any, source: str = "osc") -> Any:
+        """Validate, hand to the engine, echo. Raises ParameterError with the allowed range."""
+        p = parameter(name)
+        v = p.validate(value)
+        with self._lock:
+            if p.name == "f0_method" and v != self.values["f0_method"]:
+                vals = dict(self.values, f0_method=v)
+                self._install(self.model, vals)  # the tracker is built with the engine
+            else:
+                self.host.converter.set(p.name, v)
+                if self.host._next_converter is not None:
+                    self.host._next_converter.set(p.name, v)
+            self.values[p.name] = v
+        self.echo(p.name, source)
+        return v
+
+    def echo(self, name: str, source: str = "osc", to: list[Address] | None = None) -> None:
+        p = PARAMETERS[name]
+        v = self.values[name]
+        targets = self.clients.subscribers("params") if to is None else to
+        base = f"/svc/param/{name}"
+        for addr in targets:
+            self.send(addr, base, *value_args(p, v))
+            if p.kind in ("float", "bool", "choice"):
+                self.send(addr, base + "/norm", float(p.normalise(v)))
+            self.send(addr, base + "/str", p.to_text(v))
+        for fn in self.listeners:
+            fn(name, v, source)
+
+    def latency(self) -> tuple[int, float]:
+        n = self.host.latency_samples
+        return n, 1000.0 * n / self.host.sample_rate
+
+    # -- models and presets -----------------------------------------------------------------
+    def _install(self, model: Any, values: dict[str, Any]) -> None:
+        """Build a converter for ``model`` with ``values`` and swap it in (worker thread)."""
+        old_latency = self.host.latency_samples
+        conv = self.make_converter(model, values)
+        self.host.swap_converter(conv)
+        self.model = model
+        if self.host.latency_samples != old_latency:
+            n, ms = self.latency()
+            self.broadcast("status", "/svc/status/latency", n, ms)
+
+    def load_model(self, name: str, source: str = "osc") -> None:
+        """Catalog model by name (never a path); keeps parameter values that still apply."""
+        from svc_dsp.models.catalog import find_in_catalog, load_model
+
+        model = load_model(find_in_catalog("models", name))
+        with self._lock:
+            vals = dict(self.values)
+            dropped = []
+            for k in ("speaker", "speaker_mix"):
+                try:
+                    if k == "speaker" and vals[k] is not None:
+                        model.speaker_weights(vals[k])
+                    if k == "speaker_mix" and vals[k] is not None:
+                        model.speaker_weights(None, vals[k])
+                except SvcError:
+                    dropped.append(k)
+                    vals[k] = None
+            self._install(model, vals)
+            self.model_name = name
+            changed = [k for k in PARAMETERS if vals[k] != self.values[k]]
+            self.values = vals
+        for k in changed:
+            self.echo(k, source)
+        self.broadcast("presets", "/svc/model/current", name)
+        if dropped:
+            for to in self.clients.subscribers("params"):
+                self.send(to, "/svc/error", "/svc/model/load",
+                          f"model '{name}' lacks the selected {' and '.join(dropped)}; reset to the model's default")
+
+    def load_preset(self, name: str, source: str = "osc") -> None:
+        from host_bridge.presets import load_preset
+        from svc_dsp.models.catalog import find_in_catalog, load_model
+
+        pr = load_preset(name)  # catalog names only
+        vals = defaults()
+        vals.update(pr.parameters)
+        with self._lock:
+            if pr.model != self.model_name or vals["f0_method"] != self.values["f0_method"]:
+                model = self.model if pr.model == self.model_name else load_model(find_in_catalog("models", pr.model))
+                self._install(model, vals)
+                self.model_name = pr.model
+                changed = list(PARAMETERS)
+                self.broadcast("presets", "/svc/model/current", pr.model)
+            else:
+                changed = [k for k in PARAMETERS if vals[k] != self.values[k]]
+                for k in changed:
+                    self.host.converter.set(k, vals[k])
+            self.values = vals
+            self.preset = pr.name
+        for k in changed:
+            self.echo(k, source)
+        self.broadcast("presets", "/svc/preset/current", pr.name)
+
+    def save_preset(self, name: str) -> Path:
+        from host_bridge.presets import save_preset
+        from svc_dsp.models.catalog import list_catalog
+
+        if not PRESET_NAME.match(name):
+            raise CatalogError(f"preset name {name!r}: use 1-64 letters, digits, '_', '-', '.' (no paths)")
+        if self.model_name not in list_catalog("models"):
+            raise CatalogError(f"the current model '{self.model_name}' is not in the catalog; presets can only "
+                               f"name catalog models (install it under <root>/models/)")
+        home = Path(os.environ.get("SVC_HOST_HOME", Path.home() / ".local" / "share" / "svc-host"))
+        path = save_preset(home / "presets" / f"{name}.toml", self.model_name, dict(self.values))
+        self.preset = name
+        self.broadcast("presets", "/svc/preset/current", name)
+        return path
+
+    def step_preset(self, step: int, source: str = "osc") -> None:
+        from host_bridge.presets import list_presets
+
+        names = list_presets()
+        if not names:
+            raise CatalogError("no presets in the catalog; save one with /svc/preset/save NAME")
+        i = names.index(self.preset) + step if self.preset in names else (0 if step > 0 else -1)
+        self.load_preset(names[i % len(names)], source)
+
+    def preset_by_index(self, index: int, source: str = "midi") -> None:
+        from host_bridge.presets import list_presets
+
+        names = list_presets()
+        if not 0 <= index < len(names):
+            raise CatalogError(f"preset number {index} does not exist; the catalog has {len(names)} presets "
+                               f"(0..{len(names) - 1}, sorted by name)")
+        self.load_preset(names[index], source)
+
+    # -- status ---------------------------------------------------------------------------------
+    def status_messages(self) -> list[tuple[str, list[Any]]]:
+        h = self.host
+        n, ms = self.latency()
+        st = self.transport.stats if self.transport is not None else None
+        out: list[tuple[str, list[Any]]] = [
+            ("/svc/status/latency", [n, ms]),
+            ("/svc/status/sample_rate", [h.sample_rate]),
+            ("/svc/status/block_size", [h.block_size, h.period]),
+            ("/svc/status/rtf", [float(h.rtf_ema), float(h.rtf_max)]),
+            ("/svc/status/xruns", [h.xruns]),
+            ("/svc/status/audio", [getattr(self, "driver_name", "none"), h.frames, h.blocks]),
+            ("/svc/status/model", [self.model_name, self.preset or ""]),
+        ]
+        if st is not None:
+            out.append(("/svc/status/osc", [st.datagrams, st.malformed, st.oversize, st.rate_limited, st.denied]))
+        out.append(("/svc/status/end", []))
+        return out
+
+    def close(self) -> None:
+        self.worker.stop()
+
+
+def check_param_name(name: str) -> Parameter:
+    if name not in PARAMETERS:
+        raise ParameterError(f"unknown parameter '{name}'; known: {', '.join(PARAMETERS)}")
+    return PARAMETERS[name]
