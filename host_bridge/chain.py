@@ -6,12 +6,14 @@ plugins as one ``pedalboard.Pedalboard`` and our effects (anything with
 
 Streaming (``reset=False``) works around pedalboard 0.9.26 (see PITFALLS): each native run is
 prepared once with a full ``max_block_size`` block of silence and then reset (so Reverb/Delay
-never see "a block larger than any before" and never re-prepare), arrays are always handed over
-channels-first with the channel count known (so ``(2, 1)`` stays one stereo sample), no empty
-chunk is passed while streaming, and runs containing plugins with latency (PitchShift, Resample,
-GSM/MP3 compressors) are fed fixed ``max_block_size`` blocks, primed with silence until their
-output is steady; their latency (``max_block_size`` + what they hold back) is measured then and
-reported.
+never see "a block larger than any before" and never re-prepare; the one empty call is that
+reset, before any audio), arrays are always handed over channels-first with the channel count
+known (so ``(2, 1)`` stays one stereo sample), and runs containing plugins with latency
+(PitchShift, Resample, GSM/MP3 compressors) are fed fixed ``max_block_size`` blocks, primed with
+silence until their output is steady; their latency (``max_block_size`` + what they hold back)
+is measured then and reported. Streamed output of latency-free natives equals a one-call
+``Pedalboard`` exactly; block codecs (GSMFullRateCompressor) frame the audio differently from a
+one-call render, so only their latency is guaranteed.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pedalboard
 
-from host_bridge.layout import LayoutMemory
+from host_bridge.layout import CHANNELS_FIRST, LayoutMemory
 from svc_dsp.errors import AudioError, ParameterError
 
 _MAX_PRIME_BLOCKS = 64
@@ -196,8 +198,16 @@ class Chain:
         runs = self._runs()
         if reset and len(runs) == 1 and runs[0][0] == "native":
             a = np.asarray(input_array)
+            if a.ndim == 2:
+                try:  # remember channels and layout for later reset=False calls, as the board does
+                    lay = self._layout.detect(a.shape)
+                    self._layout.channels = a.shape[0] if lay == CHANNELS_FIRST else a.shape[1]
+                except AudioError:
+                    pass  # the board raises its own error below
+            elif a.ndim == 1:
+                self._layout.channels = 1
             self._stages, self._key = None, (tuple(id(p) for p in self._plugins), int(sample_rate),
-                                             1 if a.ndim == 1 else min(a.shape))
+                                             max(1, self._layout.channels))
             return self._native_board(runs[0][1]).process(input_array, sample_rate, buffer_size, reset=True)
         x, layout = self._layout.to_channels_first(input_array)
         return LayoutMemory.restore(self._process_cf(x, sample_rate, buffer_size, reset), layout)
@@ -264,4 +274,4 @@ class Chain:
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(p) for p in self._plugins)
-        return f"<host_bridge.Chain with {len(self._plugins)} plugins: [{inner}]>"
+        return f"<host_bridge.chain.Chain with {len(self._plugins)} plugins: [{inner}]>"

@@ -68,6 +68,32 @@ def _parse_mix(text: str) -> dict[str, float]:
     return out
 
 
+def _parse_cc(text: str) -> tuple[int, str]:
+    num, _, name = text.partition("=")
+    if not num.strip().isdigit() or not 0 <= int(num) <= 127 or name.strip() not in PARAMETERS:
+        raise argparse.ArgumentTypeError(f"--cc {text!r}: write N=PARAM with N in 0..127 and PARAM one of "
+                                         f"{', '.join(PARAMETERS)}")
+    return int(num), name.strip()
+
+
+def _automation_from_args(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from svc_dsp.errors import PresetError
+
+    if not args.automation:
+        if args.cc:
+            raise PresetError("--cc maps MIDI CC lanes of an --automation FILE.mid; pass --automation too")
+        return None
+    from host_bridge.automation import AutomationFile
+
+    auto = AutomationFile(args.automation, dict(args.cc))
+    if not Path(args.automation).is_file():
+        raise PresetError(f"--automation '{args.automation}': no such file")
+    auto.lanes(44100)  # fail now, once, with the file's problem (lanes are re-read per file's rate)
+    return auto
+
+
 def _params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     params = {n: getattr(args, n) for n in PARAMETERS if getattr(args, n, None) is not None}
     if getattr(args, "lea", None) is not None:
@@ -95,8 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--subtype", metavar="FMT", help="output sample format, e.g. PCM_24 or FLOAT (default: input's)")
     r.add_argument("--json", dest="json_report", metavar="FILE", help="also write the report as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--automation", metavar="FILE.json|FILE.mid",
+                   help="sample-accurate parameter automation: JSON lanes {\"transpose\": [[sample, value], ...]} "
+                        "or a MIDI file's CC lanes (map them with --cc); values are steps, smoothed by the engine")
+    r.add_argument("--cc", action="append", default=[], metavar="N=PARAM", type=_parse_cc,
+                   help="map MIDI CC number N (0..127 -> the parameter's range) to PARAM; repeat per lane")
     _add_param_flags(r)
     r.set_defaults(func=cmd_render, existing="skip")
+
+    sv = sub.add_parser("serve", help="live server: streaming engine + OSC + MIDI (+ JACK/PortAudio audio)",
+                        description="Run the streaming engine under OSC/MIDI control; prints its latency. "
+                                    "OSC address space: docs/osc.md")
+    from host_bridge.server.app import add_serve_arguments  # argparse only; no heavy imports
+
+    add_serve_arguments(sv)
+    _add_param_flags(sv)
+    sv.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("models", help="list catalog models, encoders and presets")
     m.set_defaults(func=cmd_models)
@@ -131,6 +171,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from host_bridge.render import plan_outputs, render_batch, summary_table
 
     model_ref, params = _resolve_model_and_params(args)
+    automation = _automation_from_args(args)
     pairs = plan_outputs(args.inputs, args.output)
     if not pairs:
         print(f"svc-host render: no audio files found in {', '.join(args.inputs)}", file=sys.stderr)
@@ -142,12 +183,18 @@ def cmd_render(args: argparse.Namespace) -> int:
             print(f"[{bar:<20}] {i}/{n} {r.status:7s} {r.input}", file=sys.stderr, flush=True)
 
     results = render_batch(pairs, model_ref, params, jobs=max(1, args.jobs), existing=args.existing,
-                           subtype=args.subtype, progress=progress)
+                           subtype=args.subtype, automation=automation, progress=progress)
     print(summary_table(results))
     if args.json_report:
         with open(args.json_report, "w", encoding="utf-8") as f:
             json.dump([r.__dict__ for r in results], f, indent=2)
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from host_bridge.server.app import cmd_serve as run_serve
+
+    return run_serve(args, _params_from_args(args))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -94,6 +94,7 @@ class VoiceConversion:
         self._channels = 0
         self._last_rate: int | None = None
         self._layout = LayoutMemory()
+        self._latencies: dict[tuple[int, int], int] = {}
         for k, v in {**preset_params, **params}.items():
             self.set(k, v)
         if sample_rate is not None:
@@ -145,9 +146,12 @@ class VoiceConversion:
         sr = _check_rate(sample_rate)
         if self._engine is not None and self._engine.sample_rate == sr:
             return int(self._engine.latency_samples)
-        from svc_dsp.engine.streaming import StreamingConverter
+        key = (id(self._model), sr)
+        if key not in self._latencies:  # parameters never change it: a default engine measures it
+            from svc_dsp.engine.streaming import StreamingConverter
 
-        return int(StreamingConverter(self._model, sr, 1, f0_method="yin").latency_samples)
+            self._latencies[key] = int(StreamingConverter(self._model, sr, 1, f0_method="yin").latency_samples)
+        return self._latencies[key]
 
     @property
     def latency_samples(self) -> int:
@@ -225,6 +229,8 @@ class VoiceConversion:
         C, n = x.shape
         if reset:
             self._streaming = False
+            if n == 0:
+                return np.zeros((C, 0), np.float32)
             if not self._streaming_tracker():
                 from svc_dsp.engine.converter import Converter
 
@@ -319,7 +325,7 @@ class VoiceConversion:
         vals = " ".join(f"{n}={PARAMETERS[n].to_text(v)!r}" if PARAMETERS[n].kind == "float" else f"{n}={v!r}"
                         for n, v in self._values.items())
         lat = (f" latency={self.latency_samples} samples at {self._last_rate} Hz" if self._last_rate else "")
-        return f"<host_bridge.VoiceConversion model={self._model_ref!r} {vals}{lat} at {hex(id(self))}>"
+        return f"<host_bridge.effect.VoiceConversion model={self._model_ref!r} {vals}{lat} at {hex(id(self))}>"
 
 
 def _param_property(name: str) -> property:

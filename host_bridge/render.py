@@ -1,7 +1,8 @@
 """The one renderer: files and folders of stems -> converted files.
 
 ``svc-host render``, :func:`render_file` and server render jobs share this code path:
-read, convert, write atomically (temp file + rename), report.
+read in chunks, stream through a chain (with automation), write atomically (temp file +
+rename) in chunks, report.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+import numpy as np
 
 AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga", ".mp3", ".w64",
                     ".caf", ".rf64", ".au", ".snd", ".opus"}
@@ -51,17 +54,34 @@ def plan_outputs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike)
     return pairs
 
 
-def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, converter: Any, *,
+DEFAULT_CHUNK_FRAMES = 1 << 16
+
+
+def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, plugins: Any, *,
+                chunk_frames: int = DEFAULT_CHUNK_FRAMES, automation: Any = None,
                 existing: str = "skip", subtype: str | None = None) -> RenderResult:
-    """Convert one file with ``converter`` (a :class:`svc_dsp.Converter`), never raising for
-    bad input: failures come back as a RenderResult with status 'failed' and a message
-    that names the file, what was wrong and what to do.
+    """Render one file through ``plugins``, never raising for bad input: failures come back as
+    a RenderResult with status 'failed' and a message that names the file, what was wrong and
+    what to do.
+
+    ``plugins``: a :class:`svc_dsp.Converter`, a :class:`host_bridge.effect.VoiceConversion`,
+    a :class:`host_bridge.chain.Chain`, a native pedalboard plugin or a list mixing both.
+    The file is streamed: read ``chunk_frames`` at a time (``pedalboard.io.AudioFile``;
+    libsndfile for formats it cannot open), pushed through the chain with ``reset=False``, written
+    chunk by chunk, so memory does not grow with the file's length. The chain's latency is
+    compensated: the output is aligned with the input and has its length (the chain is
+    flushed with silence). ``automation``: lanes ``{param: [(sample, value), ...]}``, an
+    :class:`host_bridge.automation.AutomationFile` or a .json/.mid path (see
+    ``host_bridge.automation`` for step semantics and timing). Renders are deterministic.
+    Offline F0 trackers (harvest, dio) need the whole signal: a Converter or VoiceConversion
+    using one is rendered in one piece (memory grows with length) and cannot be automated.
 
     The output keeps the input's sample rate, channel count, length and sample format
-    (``subtype`` overrides the format); samples outside [-1, 1] are clipped for integer
-    formats and counted in ``clipped_samples``.
+    (``subtype`` overrides the format), written by libsndfile through a temporary file that is
+    renamed when complete; samples outside [-1, 1] are clipped for integer formats and
+    counted in ``clipped_samples``; NaN/inf input samples are replaced by 0 and reported.
     """
-    from svc_dsp.audio.io import AtomicAudioWriter, load_audio
+    from svc_dsp.audio.io import AtomicAudioWriter, read_info
     from svc_dsp.errors import SvcError
 
     src, dst = Path(input_path), Path(output_path)
@@ -80,19 +100,27 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, c
     try:
         if src.resolve() == dst.resolve():
             raise SvcError(f"output '{dst}' is the input file itself; choose another output folder")
-        audio, sr, info = load_audio(src)
-        res.sample_rate, res.channels = sr, info.channels
-        res.seconds_audio = info.frames / sr
-        out = converter.convert(audio, sr)
-        res.warnings = list(getattr(converter, "last_warnings", []))
+        if int(chunk_frames) < 1:
+            raise SvcError(f"chunk_frames={chunk_frames}; allowed: a whole number >= 1")
+        info = read_info(src)
+        res.sample_rate, res.channels = info.sample_rate, info.channels
+        res.seconds_audio = info.frames / info.sample_rate
+        chain, whole = _as_chain(plugins)
         dst.parent.mkdir(parents=True, exist_ok=True)
         fmt = None if dst.suffix else info.format
-        with AtomicAudioWriter(dst, sr, info.channels, format=fmt, subtype=subtype or info.subtype) as w:
-            w.write(out)
+        with AtomicAudioWriter(dst, info.sample_rate, info.channels, format=fmt,
+                               subtype=subtype or info.subtype) as w:
+            if whole is not None:
+                if automation is not None:
+                    raise SvcError(f"f0_method '{whole.get('f0_method')}' is an offline tracker and cannot be "
+                                   f"automated; use -f0p yin for automated renders")
+                _render_whole(src, whole, w, res)
+            else:
+                _render_stream(src, info, chain, automation, int(chunk_frames), w, res)
         res.clipped_samples = w.clipped_samples
         res.status = "ok"
         if w.clipped_samples:
-            res.warnings.append(f"{w.clipped_samples} samples clipped to [-1, 1] in {w.subtype if hasattr(w, 'subtype') else 'PCM'}; "
+            res.warnings.append(f"{w.clipped_samples} samples clipped to [-1, 1] in {w.subtype}; "
                                 f"lower --output-gain-db or write float (--subtype FLOAT)")
     except SvcError as e:
         res.message = f"{src}: {e}"
@@ -102,6 +130,108 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, c
         res.message = f"{src}: unexpected {type(e).__name__}: {e}"
     res.seconds_wall = time.perf_counter() - t0
     return res
+
+
+def _as_chain(plugins: Any) -> tuple[Any, Any]:
+    """-> (Chain, None) for streaming, or (None, effect) for an offline-F0 effect rendered whole."""
+    from host_bridge.chain import Chain
+    from host_bridge.effect import VoiceConversion
+    from svc_dsp.engine.converter import Converter
+
+    if isinstance(plugins, Converter):
+        plugins = VoiceConversion(plugins.model, **plugins.params)
+    if isinstance(plugins, VoiceConversion):
+        return (None, plugins) if not plugins._streaming_tracker() else (Chain([plugins]), None)
+    if isinstance(plugins, Chain):
+        return plugins, None
+    if isinstance(plugins, (list, tuple)):
+        return Chain(plugins), None
+    return Chain([plugins]), None
+
+
+def _render_whole(src: Path, effect: Any, w: Any, res: RenderResult) -> None:
+    from svc_dsp.audio.io import load_audio, sanitize
+
+    audio, sr, _ = load_audio(src)
+    audio, warns = sanitize(audio)
+    res.warnings.extend(warns)
+    w.write(effect._process_cf(audio, sr, 8192, True))  # (C, N) already: no layout guess
+
+
+class _BlockReader:
+    """Reads (C, n) float32 blocks: pedalboard.io.AudioFile, or libsndfile for formats it lacks."""
+
+    def __init__(self, path: Path, channels: int, frames: int) -> None:
+        self.C = channels
+        try:
+            from pedalboard.io import AudioFile
+
+            self._pb: Any = AudioFile(str(path))
+            self.frames = int(self._pb.frames)
+            self._sf: Any = None
+        except Exception:  # noqa: BLE001 - e.g. .w64/.caf/.au: libsndfile reads them
+            import soundfile as sf
+
+            self._pb, self._sf, self.frames = None, sf.SoundFile(str(path)), frames
+
+    def read(self, n: int) -> np.ndarray:
+        if self._pb is not None:
+            x = self._pb.read(n)
+        else:
+            x = self._sf.read(n, dtype="float32", always_2d=True).T
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1] < n:  # a decoder that delivers less than it announced: keep the length
+            x = np.concatenate([x, np.zeros((self.C, n - x.shape[1]), np.float32)], axis=1)
+        return x
+
+    def close(self) -> None:
+        (self._pb or self._sf).close()
+
+
+def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int, w: Any,
+                   res: RenderResult) -> None:
+    from host_bridge.automation import Automator, resolve_lanes
+
+    sr, C = info.sample_rate, info.channels
+    lanes = resolve_lanes(automation, sr)
+    saved = [(e, e.raw_state) for e in chain.effects() if hasattr(e, "raw_state")]
+    reader = _BlockReader(src, C, info.frames)
+    try:
+        chain.reset()
+        L = chain.latency_at(sr, C)
+        auto = Automator(lanes, chain, sr)
+        auto.apply_initial()
+        n, total, pos = reader.frames, reader.frames + L, 0
+        n_nan = n_inf = 0
+        while pos < total:
+            m = min(chunk, total - pos)
+            have = max(0, min(m, n - pos))
+            blk = reader.read(have) if have else np.zeros((C, 0), np.float32)
+            if have < m:
+                blk = np.concatenate([blk, np.zeros((C, m - have), np.float32)], axis=1)
+            bad = ~np.isfinite(blk)
+            if bad.any():
+                n_nan += int(np.isnan(blk).sum())
+                n_inf += int(bad.sum()) - int(np.isnan(blk).sum())
+                blk = np.where(bad, np.float32(0), blk)
+            s = 0
+            while s < m:  # split at automation points: each lands on its exact sample
+                auto.apply_until(pos + s)
+                nxt = auto.next_after(pos + s)
+                e = m if nxt is None else min(m, nxt - pos)
+                y = chain._process_cf(blk[:, s:e], sr, chunk, False)
+                a, b = max(pos + s, L), min(pos + e, L + n)  # stream time L.. is aligned output 0..
+                if b > a:
+                    w.write(y[:, a - pos - s:b - pos - s])
+                s = e
+            pos += m
+        if n_nan or n_inf:
+            res.warnings.append(f"{n_nan} NaN and {n_inf} inf samples replaced by 0")
+    finally:
+        reader.close()
+        for e, state in saved:
+            e.raw_state = state  # automation does not leave the caller's effect changed
+        chain.reset()
 
 
 # -- batches ------------------------------------------------------------------------
@@ -118,12 +248,12 @@ def _worker_init(model_ref: str, params: dict[str, Any]) -> None:
     _WORKER_CONVERTER = Converter(model_ref, **params)
 
 
-def _worker_render(src: str, dst: str, existing: str, subtype: str | None) -> RenderResult:
-    return render_file(src, dst, _WORKER_CONVERTER, existing=existing, subtype=subtype)
+def _worker_render(src: str, dst: str, existing: str, subtype: str | None, automation: Any = None) -> RenderResult:
+    return render_file(src, dst, _WORKER_CONVERTER, existing=existing, subtype=subtype, automation=automation)
 
 
 def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, jobs: int = 1,
-                 existing: str = "skip", subtype: str | None = None,
+                 existing: str = "skip", subtype: str | None = None, automation: Any = None,
                  progress: Callable[[int, int, RenderResult], None] | None = None) -> list[RenderResult]:
     """Render all pairs with ``jobs`` worker processes (each loads the model once)."""
     results: list[RenderResult] = []
@@ -133,7 +263,7 @@ def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
 
         conv = Converter(model_ref, **params)
         for i, (s, d) in enumerate(pairs):
-            r = render_file(s, d, conv, existing=existing, subtype=subtype)
+            r = render_file(s, d, conv, existing=existing, subtype=subtype, automation=automation)
             results.append(r)
             if progress:
                 progress(i + 1, total, r)
@@ -144,7 +274,8 @@ def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
     ctx = mp.get_context("spawn")  # torch and fork do not mix
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(model_ref, params)) as ex:
-        futs = {ex.submit(_worker_render, str(s), str(d), existing, subtype): i for i, (s, d) in enumerate(pairs)}
+        futs = {ex.submit(_worker_render, str(s), str(d), existing, subtype, automation): i
+                for i, (s, d) in enumerate(pairs)}
         done: dict[int, RenderResult] = {}
         for n, f in enumerate(as_completed(futs)):
             r = f.result()

@@ -116,6 +116,23 @@ class EngineHost:
                 pass
 
     # -- the callback body ----------------------------------------------------------------
+    def skip(self, n: int) -> None:
+        """``n`` samples passed without a callback (the driver skipped cycles): count an xrun
+        and move every index on by ``n`` (silence in), so the latency stays what we report."""
+        if n <= 0 or n > self.cap // 2:
+            self.driver_xruns += 1
+            return
+        self.driver_xruns += 1
+        cap = self.cap
+        i = self.in_w % cap
+        first = min(n, cap - i)
+        self.in_ring[i:i + first] = 0.0
+        self.in_ring[: n - first] = 0.0
+        self.in_w += n
+        self.out_r += n
+        if self.direct:
+            self.eng_r = self.in_w
+
     def process_period(self, inp: np.ndarray, out: np.ndarray) -> None:
         """Driver callback: ``inp`` float (n,), ``out`` float (n,) written in place."""
         n = inp.shape[0]
@@ -261,11 +278,14 @@ class JackDriver:
         self.outport = self.client.outports.register("out")
         self.sample_rate, self.period = self.client.samplerate, self.client.blocksize
         self._host: EngineHost | None = None
+        self._latency_cb: Any = None
 
     def start(self, host: EngineHost) -> None:
         self._host = host
         inport, outport = self.inport, self.outport
 
+        # Indices count callbacks, not JACK's frame clock: a late callback still carries exactly
+        # its own cycle's buffers, while the clock read inside it may already show the next cycle.
         def process(frames: int) -> None:
             try:
                 host.process_period(inport.get_array(), outport.get_array())
@@ -275,23 +295,14 @@ class JackDriver:
         def xrun(delay_usecs: float) -> None:
             host.driver_xruns += 1
 
-        def latency(mode: Any) -> None:  # publish our latency so JACK-aware hosts compensate it
-            extra = host.latency_samples
-            jack = self._jack
-            if mode == jack.CAPTURE:
-                lo, hi = inport.get_latency_range(jack.CAPTURE)
-                outport.set_latency_range(jack.CAPTURE, (lo + extra, hi + extra))
-            else:
-                lo, hi = outport.get_latency_range(jack.PLAYBACK)
-                inport.set_latency_range(jack.PLAYBACK, (lo + extra, hi + extra))
-
         self.client.set_process_callback(process)
         self.client.set_xrun_callback(xrun)
-        try:
-            self.client.set_latency_callback(latency)
-        except Exception:
-            pass
+        self._latency_cb = _publish_latency(self._jack, self.client, inport, outport, lambda: host.latency_samples)
         self.client.activate()
+
+    def latency_changed(self) -> None:
+        if self._latency_cb is not None:
+            self._latency_cb.recompute()
 
     def stop(self) -> None:
         try:
@@ -299,6 +310,63 @@ class JackDriver:
             self.client.close()
         except Exception:
             pass
+
+
+class _publish_latency:
+    """Tell JACK our latency (jack_set_latency_callback), so JACK-aware hosts such as Ardour
+    compensate it automatically. JACK-Client 0.5 does not wrap the latency API; we call
+    libjack through ctypes on the same handles. Without this JACK would assume zero latency.
+    """
+
+    def __init__(self, jack: Any, client: Any, inport: Any, outport: Any, latency: Callable[[], int]) -> None:
+        import ctypes
+
+        class Range(ctypes.Structure):
+            _fields_ = [("min", ctypes.c_uint32), ("max", ctypes.c_uint32)]
+
+        lib = ctypes.CDLL("libjack.so.0")
+        cb_type = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p)
+        lib.jack_set_latency_callback.argtypes = [ctypes.c_void_p, cb_type, ctypes.c_void_p]
+        for f in (lib.jack_port_get_latency_range, lib.jack_port_set_latency_range):
+            f.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(Range)]
+        lib.jack_recompute_total_latencies.argtypes = [ctypes.c_void_p]
+        ptr = lambda o: int(jack._ffi.cast("uintptr_t", o._ptr))  # noqa: E731
+        self._lib, self._client = lib, ptr(client)
+        cin, cout = ptr(inport), ptr(outport)
+        capture, playback = 0, 1  # JackCaptureLatency, JackPlaybackLatency
+
+        def on_latency(mode: int, arg: Any) -> None:
+            r = Range()
+            extra = latency()
+            if mode == capture:  # output port: upstream capture latency + ours
+                lib.jack_port_get_latency_range(cin, capture, ctypes.byref(r))
+                r.min, r.max = r.min + extra, r.max + extra
+                lib.jack_port_set_latency_range(cout, capture, ctypes.byref(r))
+            else:  # input port: downstream playback latency + ours
+                lib.jack_port_get_latency_range(cout, playback, ctypes.byref(r))
+                r.min, r.max = r.min + extra, r.max + extra
+                lib.jack_port_set_latency_range(cin, playback, ctypes.byref(r))
+
+        self._range = Range
+        self._cb = cb_type(on_latency)  # kept referenced: JACK calls it for the client's lifetime
+        lib.jack_set_latency_callback(self._client, self._cb, None)
+
+    def recompute(self) -> None:
+        self._lib.jack_recompute_total_latencies(self._client)
+
+
+def port_latency(jack: Any, port: Any, mode: int) -> tuple[int, int]:
+    """(min, max) latency of a JACK-Client port; mode 0 = capture, 1 = playback."""
+    import ctypes
+
+    class Range(ctypes.Structure):
+        _fields_ = [("min", ctypes.c_uint32), ("max", ctypes.c_uint32)]
+
+    lib = ctypes.CDLL("libjack.so.0")
+    lib.jack_port_get_latency_range.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(Range)]
+    r = Range()
+    lib.jack_port_get_latency_range(int(jack._ffi.cast("uintptr_t", port._ptr)), mode, ctypes.byref(r))
+    return int(r.min), int(r.max)
 
 
 class PortAudioDriver:

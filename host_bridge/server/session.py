@@ -286,7 +286,8 @@ class Session:
             ("/svc/status/sample_rate", [h.sample_rate]),
             ("/svc/status/block_size", [h.block_size, h.period]),
             ("/svc/status/rtf", [float(h.rtf_ema), float(h.rtf_max)]),
-            ("/svc/status/xruns", [h.xruns]),
+            ("/svc/status/xruns", [h.xruns, h.underruns, h.overruns, h.driver_xruns, h.callback_errors,
+                                   int(getattr(h.converter, "xruns", 0))]),
             ("/svc/status/audio", [getattr(self, "driver_name", "none"), h.frames, h.blocks]),
             ("/svc/status/model", [self.model_name, self.preset or ""]),
         ]

@@ -230,6 +230,19 @@ def format_from_path(path: PathLike) -> str:
     return fmt
 
 
+def _no_peak_chunk(fh: sf.SoundFile) -> None:
+    """libsndfile stamps float WAV/AIFF files with a PEAK chunk holding the current time, so two
+    renders of the same audio would differ in their bytes; switch it off before any data is
+    written (SFC_SET_ADD_PEAK_CHUNK = 0x1050, SF_FALSE). soundfile exposes no public call for it;
+    if its internals ever move, only that header chunk differs and the audio is unchanged."""
+    try:
+        from soundfile import _ffi, _snd  # type: ignore[attr-defined]
+
+        _snd.sf_command(fh._file, 0x1050, _ffi.NULL, 0)  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        pass
+
+
 class AtomicAudioWriter:
     """Context manager writing ``(C, n)`` blocks to ``path`` atomically.
 
@@ -300,6 +313,7 @@ class AtomicAudioWriter:
             self._fh = sf.SoundFile(tmp, "w", samplerate=self.sample_rate,
                                     channels=self.channels, format=self.format,
                                     subtype=self.subtype)
+            _no_peak_chunk(self._fh)
         except BaseException as exc:
             self._discard()
             if isinstance(exc, (sf.SoundFileError, RuntimeError)):

@@ -84,3 +84,21 @@ def test_tiny_recipe_trains_exports_and_streams(tmp_path: Path) -> None:
 def test_shipped_encoder_loads_and_streams() -> None:
     _check_encoder(SHIPPED)
     assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 8e6
+
+
+def test_force_align_recovers_timings_from_clean_posteriors() -> None:
+    from training.corpus.synth_speech import PHONE_INDEX, frame_labels
+    from training.encoder_train import force_align
+
+    rng = np.random.default_rng(0)
+    phones = np.array([PHONE_INDEX[p] for p in ("sil", "hh", "ah", "l", "ow", "sil", "w", "er", "l", "d", "sil")])
+    ends = np.cumsum(rng.uniform(0.03, 0.15, len(phones)))
+    n = int(ends[-1] * 16000)
+    lab = frame_labels(ends, phones, n, 80)
+    post = rng.uniform(0.0, 0.6, (len(lab), 40))
+    post[np.arange(len(lab)), lab] += 1.0
+    post /= post.sum(axis=1, keepdims=True)
+    # the transcript lacks the pause inside: alignment must insert the optional silence itself
+    no_pause = np.delete(phones, 5)
+    got_ends, got_phones, _ = force_align(np.log(post), no_pause, 0.005)
+    assert np.mean(frame_labels(got_ends, got_phones, n, 80) == lab) > 0.98

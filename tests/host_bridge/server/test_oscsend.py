@@ -1,0 +1,65 @@
+"""A third-party client: liblo's oscsend drives the server, oscdump receives the feedback."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.host_bridge.server.oscclient import OscClient
+
+pytestmark = pytest.mark.skipif(shutil.which("oscsend") is None or shutil.which("oscdump") is None,
+                                reason="liblo-tools (oscsend/oscdump) are not installed")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_oscsend_sets_parameters_and_oscdump_sees_the_echo(server):
+    port = _free_port()
+    dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True)
+    ctl = OscClient(server.address)
+    try:
+        time.sleep(0.3)
+        host, sport = server.address
+        ctl.send("/svc/hello", "oscdump", port)      # feedback goes to oscdump's port
+        ctl.send("/svc/subscribe", "params")
+        time.sleep(0.2)
+        for args in (["/svc/param/transpose", "f", "-5.5"], ["/svc/param/mix/norm", "f", "0.25"],
+                     ["/svc/bypass", "T"], ["/svc/param/speaker", "s", "alto"], ["/svc/bypass", "i", "0"],
+                     ["/svc/param/transpose", "s", "high"]):
+            subprocess.run(["oscsend", host, str(sport), *args], check=True, timeout=10)
+        time.sleep(0.5)
+        assert server.session.values["transpose"] == -5.5
+        assert server.session.values["mix"] == 0.25
+        assert server.session.values["speaker"] == "alto"
+        ctl.send("/svc/ping", "done")  # last message: its pong lands in oscdump too
+        lines: list[str] = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            line = dump.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+            if line.startswith("/svc/pong"):
+                break
+        text = "\n".join(lines)
+        assert "/svc/welcome ssifi" in text
+        assert "/svc/param/transpose f -5.5" in text
+        assert "/svc/param/transpose/str s \"-5.50 st\"" in text
+        assert "/svc/param/mix f 0.25" in text
+        assert "/svc/param/bypass i 1" in text and "/svc/param/bypass i 0" in text
+        assert "/svc/param/speaker s \"alto\"" in text
+        assert "/svc/pong s \"done\"" in text
+    finally:
+        ctl.send("/svc/goodbye")
+        ctl.close()
+        dump.terminate()
+        dump.wait(timeout=5)
+        for k, v in (("transpose", 0.0), ("mix", 1.0), ("speaker", None)):
+            server.session.set_param(k, v)
