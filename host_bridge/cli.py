@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", metavar="NAME", help=f"catalog preset or .toml file (default: {DEFAULT_PRESET})")
     src.add_argument("--model", metavar="DIR|NAME", help="model folder or catalog model name")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="files rendered in parallel (processes)")
+    r.add_argument("--threads", type=int, default=1, metavar="N", help="compute threads per job (default 1)")
     ex = r.add_mutually_exclusive_group()
     ex.add_argument("--overwrite", dest="existing", action="store_const", const="overwrite",
                     help="replace existing outputs")
@@ -183,7 +184,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             print(f"[{bar:<20}] {i}/{n} {r.status:7s} {r.input}", file=sys.stderr, flush=True)
 
     results = render_batch(pairs, model_ref, params, jobs=max(1, args.jobs), existing=args.existing,
-                           subtype=args.subtype, automation=automation, progress=progress)
+                           threads=args.threads, subtype=args.subtype, automation=automation, progress=progress)
     print(summary_table(results))
     if args.json_report:
         with open(args.json_report, "w", encoding="utf-8") as f:

@@ -116,7 +116,8 @@ class Feedback:
 def build(opts: ServeOptions, *, source: Any = None) -> Server:
     """Load the model, open audio, bind OSC, start everything. ``source``: pump input (tests)."""
     from host_bridge.presets import load_preset
-    from host_bridge.server.audio_io import EngineHost, JackDriver, PortAudioDriver, PumpDriver
+    from host_bridge.server.audio_io import EngineHost
+    from host_bridge.server.drivers import JackDriver, PortAudioDriver, PumpDriver
     from host_bridge.server.handlers import Router
     from host_bridge.server.jobs import JobManager
     from host_bridge.server.midi import MidiMapper, NoteFollower
@@ -127,6 +128,9 @@ def build(opts: ServeOptions, *, source: Any = None) -> Server:
     from svc_dsp.errors import SvcError
     from svc_dsp.models.catalog import find_in_catalog, load_model
 
+    if opts.host not in ("127.0.0.1", "::1", "localhost") and not opts.allow:
+        raise SvcError(f"--host {opts.host} exposes the server beyond this machine; name the clients allowed "
+                       f"to control it with --allow ADDR (e.g. --allow 192.168.1.20 or 192.168.1.0/24)")
     values: dict[str, Any] = {}
     preset_name = None
     if opts.model:
@@ -141,9 +145,6 @@ def build(opts: ServeOptions, *, source: Any = None) -> Server:
     model = load_model(model_ref)
     model_name = Path(model_ref).name if ("/" in model_ref or Path(model_ref).is_dir()) else model_ref
 
-    if opts.host not in ("127.0.0.1", "::1", "localhost") and not opts.allow:
-        raise SvcError(f"--host {opts.host} exposes the server beyond this machine; name the clients allowed "
-                       f"to control it with --allow ADDR (e.g. --allow 192.168.1.20 or 192.168.1.0/24)")
     driver: Any
     if opts.audio == "jack":
         driver = JackDriver(opts.jack_name, opts.jack_server)
@@ -164,20 +165,27 @@ def build(opts: ServeOptions, *, source: Any = None) -> Server:
         session = Session(model, model_name, values, host, preset=preset_name, make_converter=make_converter)
         session.driver_name = driver.name if opts.audio != "off" else "off"
         transport = OscTransport(opts.host, opts.osc_port, Router(session), allow=AllowList(opts.allow),
-                                 rate=opts.rate, burst=opts.burst, on_error=session.error)
+                                 rate=opts.rate, burst=opts.burst, on_error=session.error, backoff=host.behind)
     except BaseException:
         if opts.audio == "jack":
             driver.stop()
         raise
     session.transport = transport
-    if opts.input_root or opts.output_root:
-        if not (opts.input_root and opts.output_root):
-            raise SvcError("render jobs need both --input-root DIR and --output-root DIR")
-        session.jobs = JobManager(session, Path(opts.input_root), Path(opts.output_root))
-    session.midi = MidiMapper(session)
-    session.follower = NoteFollower(session, host, tuple(getattr(model, "f0_range", (50.0, 1100.0))))
-    if opts.midi_port:
-        session.midi.open(opts.midi_port)
+    try:
+        if opts.input_root or opts.output_root:
+            if not (opts.input_root and opts.output_root):
+                raise SvcError("render jobs need both --input-root DIR and --output-root DIR")
+            session.jobs = JobManager(session, Path(opts.input_root), Path(opts.output_root))
+        session.midi = MidiMapper(session)
+        session.follower = NoteFollower(session, host, tuple(getattr(model, "f0_range", (50.0, 1100.0))))
+        if opts.midi_port:
+            session.midi.open(opts.midi_port)
+    except BaseException:
+        transport.sock.close()
+        session.close()
+        if opts.audio == "jack":
+            driver.stop()
+        raise
     host.start()
     if opts.audio != "off":
         driver.start(host)

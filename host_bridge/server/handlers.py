@@ -168,7 +168,11 @@ class Router:
             if not msg.tags:  # no argument: a query, like AbletonOSC's get
                 self._reply_value(src, name)
                 return
-            self.s.set_param(name, _param_value(p, msg), "osc")
+            value = _param_value(p, msg)
+            if name == "f0_method":  # rebuilds the engine: not on the receive thread
+                self.s.worker.submit(lambda: self.s.set_param(name, value, "osc"), src, msg.address)
+                return
+            self.s.set_param(name, value, "osc")
         return h
 
     def _set_norm(self, name: str) -> Callable[[Address, OscMessage], None]:

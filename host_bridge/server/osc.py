@@ -79,7 +79,8 @@ class OscTransport:
 
     def __init__(self, host: str, port: int, handler: Callable[[Address, OscMessage], None], *,
                  allow: AllowList | None = None, rate: float = 1000.0, burst: float = 2000.0,
-                 on_error: Callable[[Address, str, str], None] | None = None) -> None:
+                 on_error: Callable[[Address, str, str], None] | None = None,
+                 backoff: Callable[[], bool] | None = None) -> None:
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -93,6 +94,7 @@ class OscTransport:
         self.allow = allow or AllowList()
         self.rate, self.burst = float(rate), float(burst)
         self.on_error = on_error
+        self.backoff = backoff  # True while audio is starving: control traffic waits a little
         self.stats = TransportStats()
         self._buckets: OrderedDict[Address, TokenBucket] = OrderedDict()
         self._err_buckets: OrderedDict[Address, TokenBucket] = OrderedDict()
@@ -153,6 +155,8 @@ class OscTransport:
             if self._stop:
                 return
             self.receive(data, sender[:2])
+            if self.backoff is not None and self.backoff():
+                time.sleep(0.002)  # let the engine thread have the GIL; datagrams wait in the socket
 
     def receive(self, data: bytes, sender: Address) -> None:
         """Check, parse and dispatch one datagram (public so tests can drive it directly)."""

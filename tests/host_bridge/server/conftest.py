@@ -9,9 +9,10 @@ import pytest
 from tests.host_bridge.server.oscclient import OscClient
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def catalog(random_model_dir, tmp_path_factory) -> Path:
-    """A catalog root: models/rnd (the random model) and presets a-plain, b-up, c-double."""
+    """A catalog root: models/rnd (the random model) and presets a-plain, b-up, c-double.
+    SVC_HOST_PATH / SVC_HOST_HOME point at it for the module, and are restored after."""
     root = tmp_path_factory.mktemp("catalog")
     (root / "models").mkdir()
     (root / "models" / "rnd").symlink_to(random_model_dir, target_is_directory=True)

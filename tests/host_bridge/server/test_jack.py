@@ -213,7 +213,7 @@ def test_jack_round_trip_latency_and_wet(jackd, catalog):
         t.client.connect("player:out", "svc:in")
         import jack
 
-        from host_bridge.server.audio_io import port_latency
+        from host_bridge.server.drivers import port_latency
 
         time.sleep(0.2)
         lo, hi = port_latency(jack, t.client.get_port_by_name("svc:out"), 0)

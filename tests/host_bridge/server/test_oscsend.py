@@ -1,6 +1,7 @@
 """A third-party client: liblo's oscsend drives the server, oscdump receives the feedback."""
 from __future__ import annotations
 
+import select
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,9 @@ def test_oscsend_sets_parameters_and_oscdump_sees_the_echo(server):
         lines: list[str] = []
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
+            ready, _, _ = select.select([dump.stdout], [], [], 0.2)
+            if not ready:
+                continue
             line = dump.stdout.readline()
             if not line:
                 break
