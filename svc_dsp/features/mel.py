@@ -73,7 +73,8 @@ class LogMelFrontend(nn.Module):
             cache = x.new_zeros(self.cache_shape(x.shape[0]))
         xx = torch.cat([cache, x], dim=-1)
         k = (xx.shape[-1] - self.win) // self.hop + 1
-        idx = torch.arange(k)[:, None] * self.hop + torch.arange(self.win)[None, :]
+        dev = xx.device
+        idx = torch.arange(k, device=dev)[:, None] * self.hop + torch.arange(self.win, device=dev)[None, :]
         frames = xx[:, idx]  # (B, k, win); a gather rather than unfold so that it exports to ONNX
         power = torch.matmul(frames, self.dft_re) ** 2 + torch.matmul(frames, self.dft_im) ** 2
         mel = torch.matmul(power, self.fb.t())  # (B, k, n_mels)

@@ -97,7 +97,7 @@ class HpnNet(nn.Module):
         K = self.n_harmonics
         amp = F.softplus(out[:, :1]) * voiced[:, None]
         dist = torch.softmax(out[:, 1:1 + K], dim=1)
-        k = torch.arange(1, K + 1, dtype=f0.dtype)[None, :, None]
+        k = torch.arange(1, K + 1, dtype=f0.dtype, device=f0.device)[None, :, None]
         alias_ok = (k * f0[:, None, :] < 0.48 * self.sample_rate).float()
         dist = dist * alias_ok
         dist = dist / (dist.sum(dim=1, keepdim=True) + 1e-7)

@@ -101,7 +101,7 @@ class HarmonicNoiseSynth(nn.Module):
         ph = torch.remainder(phase + torch.cumsum(inc, dim=-1), 2.0 * math.pi)
         sines = torch.sin(ph.float()[..., None] * self.k).reshape(B, k, H, self.n_harmonics)
         harmonic = self._interp(sines, p_amp, amps)
-        idx = pos + torch.arange(k * H, dtype=torch.long)[None, :]  # (B,kH) absolute sample index
+        idx = pos + torch.arange(k * H, dtype=torch.long, device=pos.device)[None, :]  # (B,kH) absolute sample index
         table = self.tables_t[0][torch.remainder(idx, self.lengths[0])] + \
             self.tables_t[1][torch.remainder(idx, self.lengths[1])]  # (B,kH,Nb)
         nz = self._interp(table.reshape(B, k, H, self.n_bands), p_noise, noise)

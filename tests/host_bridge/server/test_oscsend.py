@@ -1,10 +1,12 @@
 """A third-party client: liblo's oscsend drives the server, oscdump receives the feedback."""
 from __future__ import annotations
 
-import select
+import queue
+import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -25,12 +27,32 @@ def test_oscsend_sets_parameters_and_oscdump_sees_the_echo(server):
     port = _free_port()
     dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True)
     ctl = OscClient(server.address)
+    lines: list[str] = []
+    q: queue.Queue = queue.Queue()
+    # oscdump prints "<NTP time tag> <address> <types> <values>"; keep from the address on
+    threading.Thread(target=lambda: [q.put(re.sub(r"^[0-9a-f]+\.[0-9a-f]+ ", "", x.strip())) for x in dump.stdout],
+                     daemon=True).start()
+
+    def read_until(prefix: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            lines.append(line)
+            if line.startswith(prefix):
+                return True
+        return False
+
     try:
-        time.sleep(0.3)
         host, sport = server.address
-        ctl.send("/svc/hello", "oscdump", port)      # feedback goes to oscdump's port
+        for _ in range(50):  # until oscdump is listening: hello replies go to its port
+            ctl.send("/svc/hello", "oscdump", port)
+            if read_until("/svc/welcome", 0.2):
+                break
         ctl.send("/svc/subscribe", "params")
-        time.sleep(0.2)
+        assert read_until("/svc/subscribed", 5), lines
         for args in (["/svc/param/transpose", "f", "-5.5"], ["/svc/param/mix/norm", "f", "0.25"],
                      ["/svc/bypass", "T"], ["/svc/param/speaker", "s", "alto"], ["/svc/bypass", "i", "0"],
                      ["/svc/param/transpose", "s", "high"]):
@@ -40,18 +62,7 @@ def test_oscsend_sets_parameters_and_oscdump_sees_the_echo(server):
         assert server.session.values["mix"] == 0.25
         assert server.session.values["speaker"] == "alto"
         ctl.send("/svc/ping", "done")  # last message: its pong lands in oscdump too
-        lines: list[str] = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([dump.stdout], [], [], 0.2)
-            if not ready:
-                continue
-            line = dump.stdout.readline()
-            if not line:
-                break
-            lines.append(line.strip())
-            if line.startswith("/svc/pong"):
-                break
+        assert read_until("/svc/pong", 5)
         text = "\n".join(lines)
         assert "/svc/welcome ssifi" in text
         assert "/svc/param/transpose f -5.5" in text
