@@ -3,7 +3,7 @@
     python -m benchmarks quality [--model demo] [--sentences 4] [--transpose 0]
 
 Inputs: sentences spoken and sung (WORLD re-singing) by synthesised voices that were not
-used for the target singer (flite awb/rms/kal, festival ked, espeak-ng en-us+m3).
+used for the target singer (flite awb/rms/kal16, festival ked, espeak-ng en-us+m3).
 Metrics (per source voice, median over sentences):
 - pitch: the output's F0 against the requested F0 (source F0 x 2^(t/12)), both tracked
   with librosa's pYIN (not used by the engine): median absolute error in cents and the
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCES = ["flite:awb", "flite:rms", "flite:kal", "festival:ked_diphone", "espeak:en-us+m3"]
+SOURCES = ["flite:awb", "flite:rms", "flite:kal16", "festival:ked_diphone", "espeak:en-us+m3"]
 TARGET = "festival:cmu_us_slt_arctic_hts"
 
 
