@@ -9,6 +9,14 @@ Corpus (synthesised here, cached under build/encoder_corpus/): five training voi
 with F0 x0.7-1.5 + formant warp + speed change, and sung on a melody + formant warp.
 Held out: unseen sentences of the training voices, and the speaker kal (flite kal16 and
 festival kal_diphone) who is never trained on, both spoken and sung.
+
+Two stages. Stage 1 trains on the five timed voices only and is written to
+build/encoder_runs/svc-phone-v1-stage1/model. Stage 2 labels 30 espeak-ng voices
+(accents x variants, 30 sentences each, original + one F0/warp/speed variant) by forced
+alignment with stage 1, then continues from the stage-1 weights on everything.
+Both stages stop at their step count or wall-clock limit, whichever comes first (the
+learning-rate cosine follows the same clock), so a busy machine gives fewer steps;
+model.json records the steps actually run.
 """
 from __future__ import annotations
 
@@ -27,6 +35,8 @@ TRAIN_VOICES = ("flite-awb", "flite-rms", "flite-slt", "festival-ked", "festival
 UNSEEN_VOICES = ("flite-kal16", "festival-kal")
 # espeak-ng accents x voice variants: many (formant-synthesis) speakers without timings;
 # their labels come from forced alignment with a stage-1 model trained without them.
+# (The pairing repeats three accent+variant pairs, so 27 distinct voices; each entry speaks
+# its own sentences. Kept as trained: changing it changes the corpus cache keys.)
 ESPEAK_VOICES = tuple(f"espeak-{a}+{v}" for a, v in zip(
     ("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd") * 5,
     ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7", "klatt", "klatt2", "klatt3",
@@ -37,13 +47,13 @@ FULL: dict[str, Any] = {
     "unseen_sentences": 16, "steps": 1800, "batch": 16, "crop_frames": 400, "max_minutes": 28.0,
     "out": str(REPO / "presets" / "encoders" / NAME), "corpus": str(REPO / "build" / "encoder_corpus"),
     "run_dir": str(REPO / "build" / "encoder_runs" / NAME), "train_voices": TRAIN_VOICES,
-    "unseen_voices": UNSEEN_VOICES, "espeak_voices": (), "espeak_sentences": 30,
+    "unseen_voices": UNSEEN_VOICES, "espeak_voices": ESPEAK_VOICES, "espeak_sentences": 30,
     "aligner": str(REPO / "build" / "encoder_runs" / f"{NAME}-stage1" / "model"),
     # with espeak voices: stage 2 starts from the stage-1 weights and trains on everything
     "stage2_steps": 1200, "stage2_lr": 1e-3, "stage2_max_minutes": 30.0,
 }
 TINY: dict[str, Any] = {
-    **FULL, "sentences_per_voice": 2, "sentences_per_job": 2, "test_sentences": 1, "unseen_sentences": 1,
+    **FULL, "espeak_voices": (), "sentences_per_voice": 2, "sentences_per_job": 2, "test_sentences": 1, "unseen_sentences": 1,
     "steps": 4, "batch": 4, "crop_frames": 200, "max_minutes": 0.0,
     "train_voices": ("flite-rms", "flite-slt"), "unseen_voices": ("flite-kal16",),
 }
@@ -176,6 +186,8 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
         "corpus": "synthetic English word sequences (training/corpus/synth_speech.py WORDS), "
                   "phone labels from the synthesisers' own timings, CMU phones -> 40 classes",
         "train_voices": list(p["train_voices"]), "held_out_speaker": list(p["unseen_voices"]),
+        "espeak_voices_forced_aligned": list(p["espeak_voices"]), "espeak_sentences_per_voice":
+            p["espeak_sentences"] if p["espeak_voices"] else 0,
         "augmentation": "per 8-sentence job: original; WORLD F0 x0.7-1.5 + envelope warp x0.82-1.2 + "
                         "speed x0.85-1.2; sung melody (notes, glides, vibrato) at x0.8-1.6 median F0 + "
                         "warp x0.82-1.2 + speed x0.8-1.1; in training: level +-12 dB, EQ +-4 dB, "

@@ -1,0 +1,1 @@
+"""Reproducible recipes: the content encoder and the bundled demo voice."""
