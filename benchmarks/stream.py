@@ -69,12 +69,14 @@ def main(argv: list[str]) -> int:
 
     x = vocal(sr, args.seconds, seed=2)
     print(f"\nreal-time factor, {args.seconds:.0f} s vocal, median of {args.repeats} (lower is better; 1.0 = real time)")
+    print("G = model hops computed per engine step (hops_per_step); latency is per G")
     blocks = [int(b) for b in args.blocks.split(",")]
-    print(f"{'backend':<8}" + "".join(f"{b:>9}" for b in blocks))
-    for backend in args.backends.split(","):
-        row = f"{backend:<8}"
+    print(f"{'backend':<8}{'G':>3}{'latency':>10}" + "".join(f"{b:>9}" for b in blocks))
+    for backend, g in [(b, g) for b in args.backends.split(",") for g in (1, 2)]:
+        lat = StreamingConverter(model, sr, 64, hops_per_step=g).latency_samples
+        row = f"{backend:<8}{g:>3}{lat * ms:>8.2f}ms"
         for b in blocks:
-            sc = StreamingConverter(model, sr, b, backend=backend)
+            sc = StreamingConverter(model, sr, b, backend=backend, hops_per_step=g)
             _stream(sc, x[: sr], b)  # warm-up
             times = []
             for _ in range(args.repeats):

@@ -1,9 +1,9 @@
 """ONNX export of the 'hpn' family with its state as explicit inputs and outputs, and an
 onnxruntime backend that the streaming engine drives like the torch model.
 
-Graph: one hop per run.
-  inputs:  x (1, hop) float32, f0 (1, 1) Hz, spk (1, S, 1), state_in_0..N-1
-  outputs: wave (1, hop) float32, state_out_0..N-1
+Graph: a fixed number of hops G per run (1 by default).
+  inputs:  x (1, G*hop) float32, f0 (1, G) Hz, spk (1, S, G), state_in_0..N-1
+  outputs: wave (1, G*hop) float32, state_out_0..N-1
 The state (convolution caches, running statistics, oscillator phase as float64, absolute
 sample position as int64) is owned by the caller, so one session serves any number of
 streams.
@@ -29,7 +29,7 @@ def _providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
 
 
-def export_hpn_onnx(model: Any, path: str | os.PathLike, *, check: bool = True) -> Path:
+def export_hpn_onnx(model: Any, path: str | os.PathLike, *, hops: int = 1, check: bool = True) -> Path:
     """Export ``model`` (HpnModel) to ``path``; with ``check``, run both for 40 hops of a test
     signal and refuse (ModelError) if they differ by more than 1e-4."""
     import torch
@@ -47,7 +47,7 @@ def export_hpn_onnx(model: Any, path: str | os.PathLike, *, check: bool = True) 
 
     st = net.init_state(1)
     S = len(model.speakers)
-    args = (torch.zeros(1, model.hop_size), torch.zeros(1, 1), torch.full((1, S, 1), 1.0 / S), *st)
+    args = (torch.zeros(1, hops * model.hop_size), torch.zeros(1, hops), torch.full((1, S, hops), 1.0 / S), *st)
     n = len(st)
     names = ["x", "f0", "spk"] + [f"state_in_{i}" for i in range(n)]
     outs = ["wave"] + [f"state_out_{i}" for i in range(n)]
@@ -62,7 +62,7 @@ def export_hpn_onnx(model: Any, path: str | os.PathLike, *, check: bool = True) 
                 torch.onnx.export(_OneHop().eval(), args, tmp, input_names=names, output_names=outs,
                                   opset_version=17, dynamo=False)
         if check:
-            err = _parity(model, tmp)
+            err = _parity(model, tmp, hops)
             if err > 1e-4:
                 raise ModelError(f"ONNX export of '{model.name}' differs from torch by {err:.2e} (> 1e-4); not written")
         os.replace(tmp, path)
@@ -71,7 +71,7 @@ def export_hpn_onnx(model: Any, path: str | os.PathLike, *, check: bool = True) 
     return path
 
 
-def _parity(model: Any, onnx_path: str) -> float:
+def _parity(model: Any, onnx_path: str, hops: int = 1) -> float:
     rng = np.random.default_rng(0)
     hop = model.hop_size
     t = np.arange(40 * hop) / model.sample_rate
@@ -79,7 +79,10 @@ def _parity(model: Any, onnx_path: str) -> float:
     f0 = np.full(40, 220.0, np.float32)
     spk = model.speaker_weights()
     y_t, _ = model.process_hops(x, f0, spk, model.init_state())
-    om = OnnxHpnModel(model, onnx_path)
+    om = OnnxHpnModel(model, onnx_path, group_path=onnx_path if hops > 1 else None, hops=hops) if hops > 1 \
+        else OnnxHpnModel(model, onnx_path)
+    if hops > 1:
+        om.session = None  # only the grouped graph was exported so far: 40 hops is a multiple of it
     y_o, _ = om.process_hops(x, f0, spk, om.init_state())
     return float(np.abs(y_t - y_o).max())
 
@@ -95,7 +98,10 @@ class OnnxHpnModel(VoiceModel):
     family = "hpn"
     regime = "stateful"
 
-    def __init__(self, model: Any, onnx_path: str | os.PathLike, threads: int = 1) -> None:
+    def __init__(self, model: Any, onnx_path: str | os.PathLike | None, threads: int = 1, *,
+                 group_path: str | os.PathLike | None = None, hops: int = 1) -> None:
+        """onnx_path: the one-hop graph; group_path: an optional graph of ``hops`` hops per run,
+        used whenever at least that many hops are processed together."""
         import onnxruntime as ort
 
         self.config, self.folder = model.config, model.folder
@@ -105,26 +111,38 @@ class OnnxHpnModel(VoiceModel):
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=_providers())
-        self._state_names = [i.name for i in self.session.get_inputs()][3:]
-        self._out_names = [o.name for o in self.session.get_outputs()]
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=_providers()) if onnx_path else None
+        self.group = hops if group_path is not None else 1
+        self.group_session = (ort.InferenceSession(str(group_path), so, providers=_providers())
+                              if group_path is not None else None)
+        ref = self.group_session or self.session
+        assert ref is not None
+        self._state_names = [i.name for i in ref.get_inputs()][3:]
+        self._out_names = [o.name for o in ref.get_outputs()]
 
     @classmethod
-    def from_model(cls, model: Any, cache_dir: str | os.PathLike | None = None) -> "OnnxHpnModel":
-        """Use ``model.onnx`` from the model folder if present, else export once to a cache."""
+    def from_model(cls, model: Any, cache_dir: str | os.PathLike | None = None, hops: int = 1) -> "OnnxHpnModel":
+        """Use ``model.onnx`` from the model folder if present, else export once to a cache;
+        with ``hops`` > 1 also a graph of that many hops per run."""
         if isinstance(model, OnnxHpnModel):
             return model
-        if model.folder is not None and (Path(model.folder) / "model.onnx").is_file():
-            return cls(model, Path(model.folder) / "model.onnx")
         cache = Path(cache_dir or tempfile.gettempdir()) / "svc-host-onnx"
-        path = cache / f"{model.name}-{id(model)}.onnx"
-        if not path.is_file():
-            export_hpn_onnx(model, path)
-        return cls(model, path)
+        if model.folder is not None and (Path(model.folder) / "model.onnx").is_file():
+            path = Path(model.folder) / "model.onnx"
+        else:
+            path = cache / f"{model.name}-{id(model)}.onnx"
+            if not path.is_file():
+                export_hpn_onnx(model, path)
+        group = None
+        if hops > 1:
+            group = cache / f"{model.name}-{id(model)}-x{hops}.onnx"
+            if not group.is_file():
+                export_hpn_onnx(model, group, hops=hops)
+        return cls(model, path, group_path=group, hops=hops)
 
     @property
     def providers(self) -> list[str]:
-        return self.session.get_providers()
+        return (self.group_session or self.session).get_providers()  # type: ignore[union-attr]
 
     def latency_samples(self) -> int:
         return self._torch.latency_samples()
@@ -134,7 +152,8 @@ class OnnxHpnModel(VoiceModel):
 
     def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray,
                      state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Same contract as HpnModel.process_hops; one session run per hop."""
+        """Same contract as HpnModel.process_hops: grouped runs while enough hops remain, then
+        one-hop runs."""
         hop = self.hop_size
         k = f0.shape[0]
         sp = np.asarray(spk, dtype=np.float32)
@@ -142,13 +161,19 @@ class OnnxHpnModel(VoiceModel):
             sp = np.repeat(sp[:, None], k, axis=1)
         out = np.empty(k * hop, np.float32)
         feed: dict[str, np.ndarray] = {}
-        for i in range(k):
-            feed["x"] = np.ascontiguousarray(x[None, i * hop:(i + 1) * hop], dtype=np.float32)
-            feed["f0"] = np.asarray(f0[i:i + 1], dtype=np.float32)[None]
-            feed["spk"] = np.ascontiguousarray(sp[None, :, i:i + 1])
+        i = 0
+        while i < k:
+            g = self.group if (self.group_session is not None and k - i >= self.group) else 1
+            sess = self.group_session if g > 1 else self.session
+            if sess is None:
+                raise ModelError(f"{k - i} hops left but only a {self.group}-hop ONNX graph is loaded")
+            feed["x"] = np.ascontiguousarray(x[None, i * hop:(i + g) * hop], dtype=np.float32)
+            feed["f0"] = np.ascontiguousarray(f0[None, i:i + g], dtype=np.float32)
+            feed["spk"] = np.ascontiguousarray(sp[None, :, i:i + g])
             for name, s in zip(self._state_names, state):
                 feed[name] = s
-            res = self.session.run(self._out_names, feed)
-            out[i * hop:(i + 1) * hop] = res[0][0]
+            res = sess.run(self._out_names, feed)
+            out[i * hop:(i + g) * hop] = res[0][0]
             state = res[1:]
+            i += g
         return out, state

@@ -169,3 +169,16 @@ def test_onnx_backend_matches_torch(random_model):
     b = _run(on, x, [512])
     assert "CPUExecutionProvider" in on.model.providers
     assert np.abs(a - b).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_two_hops_per_step_equals_offline_with_one_more_hop_of_latency(random_model, backend):
+    sr = 48000
+    x = sung_tone(sr, 0.4)
+    off = Converter(random_model).convert(x, sr)
+    one = StreamingConverter(random_model, sr, 512).latency_samples
+    sc = StreamingConverter(random_model, sr, 512, backend=backend, hops_per_step=2)
+    assert sc.latency_samples == one + 2 * random_model.hop_size  # one 5 ms hop at 24 kHz = 240 host samples
+    assert sc.latency_samples / sr < 0.025
+    y = _run(sc, x, [1, 100, 512, 37])
+    assert sc.xruns == 0 and np.abs(y - off).max() < 1e-4
