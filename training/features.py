@@ -15,7 +15,6 @@ only what is missing or stale; when only the encoder changed, the (slow) F0 is k
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.models.folder import sha256_file as sha256_of
 from svc_dsp.errors import TrainingError
 from training.prepare import read_filelist, read_prepared
 
@@ -52,14 +52,6 @@ class FeatureReport:
                  f"'{self.encoder.get('name')}' ({self.encoder.get('dim')}-dim)"]
         lines += [f"  failed '{p}': {why}" for p, why in self.failed]
         return "\n".join(lines)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_encoder_folder(encoder_folder_or_name: str | os.PathLike) -> Path:

@@ -7,7 +7,6 @@ training-only tensors are dropped. The .pth is only opened by the subprocess wor
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,19 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.models.folder import sha256_file as _sha256
 from svc_dsp.errors import ModelFormatError, WeightMismatchError
 from svc_dsp.models.sovits.layout import (F0_MAX, F0_MIN, SPEECH_ENCODERS, inference_shapes, is_shared_alias,
                                           normalize_config, sovits_state_shapes, speakers_by_id)
 
 from host_bridge.importers.worker_client import unpickle_in_subprocess
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _hint(name: str, got: tuple, want: tuple, m: dict[str, Any]) -> str:

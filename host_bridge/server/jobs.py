@@ -13,7 +13,6 @@ sha256 ok failed``, ``/svc/job/cancelled id``, ``/svc/job/error id message``.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import signal
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from svc_dsp.errors import RenderError
+from svc_dsp.models.folder import sha256_file as sha256_of
 
 EXISTING = ("skip", "overwrite", "error")
 MAX_QUEUED = 16
@@ -43,14 +43,6 @@ def resolve_under(root: Path, rel: str, what: str, must_exist: bool) -> Path:
     if must_exist and not full.exists():
         raise RenderError(f"{what} '{rel}' does not exist under the {what} root")
     return full
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
