@@ -144,7 +144,7 @@ def main(argv: list[str]) -> int:
           f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; ASR: {'PocketSphinx' if tools.asr else 'n/a'}")
     tgt_emb = [tools.embed(*synth(TARGET, t)) for t in texts[:3]]
     tgt = None if tgt_emb[0] is None else np.mean(tgt_emb, axis=0)
-    hdr = (f"{'source':<22}{'style':<7}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}{'src->tgt':>10}"
+    hdr = (f"{'source':<32}{'style':<7}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}{'src->tgt':>10}"
            f"{'WER src':>9}{'WER out':>9}")
     print(hdr)
     for voice in args.sources.split(","):
@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
                 v = [a for a in rows[k] if a == a]
                 return f"{statistics.median(v):.2f}" if v else "n/a"
 
-            print(f"{voice:<22}{style:<7}{med('c'):>7}{med('g'):>7}{med('st'):>10}{med('ss'):>10}{med('base'):>10}"
+            print(f"{voice:<32}{style:<7}{med('c'):>7}{med('g'):>7}{med('st'):>10}{med('ss'):>10}{med('base'):>10}"
                   f"{med('ws'):>9}{med('wo'):>9}", flush=True)
     print("cents: median |output F0 - requested F0|; >50c: share of frames off by more than 50 cents; "
           "sim: cosine of speaker embeddings (1 = same voice); WER: word error rate (speech only)")
