@@ -11,12 +11,12 @@ Unknown keys and out-of-range values are errors naming the key, the value and th
 from __future__ import annotations
 
 import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svc_dsp.fileops import write_atomic
 from svc_dsp.engine.parameters import PARAMETERS, parameter
 from svc_dsp.errors import CatalogError, ParameterError, PresetError
 from svc_dsp.models.catalog import catalog_roots
@@ -114,12 +114,4 @@ def save_preset(path: str | os.PathLike, model: str, parameters: dict[str, Any],
     path = Path(path)
     text = preset_toml(model, parameters, description)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.fileops import replace_dir
 from svc_dsp.errors import TrainingError
 from training.features import sha256_of
 
@@ -86,13 +87,7 @@ def save_checkpoint(run_dir: Path, step: int, model: dict[str, np.ndarray], opti
                 "files": files}
         (tmp / "state.json").write_text(json.dumps(full, indent=1, ensure_ascii=False), encoding="utf-8")
         _fsync(tmp / "state.json")
-        if final.exists():
-            old = d / f".{final.name}.old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        replace_dir(tmp, final)
         _fsync_dir(d)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

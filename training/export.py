@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.fileops import replace_dir
 from svc_dsp.errors import TrainingError
 
 TOLERANCE = 1e-5
@@ -141,14 +142,7 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
         if worst > tolerance:
             raise TrainingError(f"the exported folder's output differs from the training model's by {worst:.3g} "
                                 f"(allowed {tolerance:g}); not exported")
-        if out_folder.exists():
-            old = out_folder.with_name(f".{out_folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_folder.rename(old)
-            tmp.rename(out_folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_folder)
+        replace_dir(tmp, out_folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _normalise_permissions(out_folder)

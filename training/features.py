@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.fileops import write_atomic
 from svc_dsp.models.folder import sha256_file as sha256_of
 from svc_dsp.errors import TrainingError
 from training.prepare import read_filelist, read_prepared
@@ -98,21 +98,9 @@ def _is_fresh(sidecar: Path, audio: Path, want: dict[str, Any]) -> bool:
         return True
     if meta.get("audio_sha256") == sha256_of(audio):  # touched but unchanged: refresh the sidecar
         meta.update(audio_size=st.st_size, audio_mtime_ns=st.st_mtime_ns)
-        _atomic_write(sidecar, json.dumps(meta, indent=1).encode())
+        write_atomic(sidecar, json.dumps(meta, indent=1).encode())
         return True
     return False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 _WORKER: dict[str, Any] = {}
@@ -172,12 +160,12 @@ def _extract_one(prep_dir: str, rel: str, want: dict[str, Any]) -> tuple[str, fl
         feats = compute_features(mono, sr, _WORKER["encoder"], want["f0_method"], tuple(want["f0_range"]), reuse)
         out.parent.mkdir(parents=True, exist_ok=True)
         buf = _npz_bytes(feats)
-        _atomic_write(out, buf)
+        write_atomic(out, buf)
         st = audio_path.stat()
         meta = {**want, "version": FEATURES_VERSION, "audio": rel, "audio_size": st.st_size,
                 "audio_mtime_ns": st.st_mtime_ns, "audio_sha256": sha256_of(audio_path),
                 "n_frames": int(feats["units"].shape[0])}
-        _atomic_write(out.with_suffix(".json"), json.dumps(meta, indent=1, ensure_ascii=False).encode())
+        write_atomic(out.with_suffix(".json"), json.dumps(meta, indent=1, ensure_ascii=False).encode())
         return rel, mono.shape[0] / sr, None
     except Exception as e:  # noqa: BLE001 - reported per file
         return rel, 0.0, f"{type(e).__name__}: {e}"
@@ -241,7 +229,7 @@ def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLik
             report.computed += 1
             report.seconds_of_audio += secs
     (prep_dir / "features").mkdir(exist_ok=True)
-    _atomic_write(prep_dir / "features" / "features.json",
+    write_atomic(prep_dir / "features" / "features.json",
                   json.dumps({"version": FEATURES_VERSION, "encoder": ref, **want}, indent=1,
                              ensure_ascii=False).encode())
     report.wall_seconds = time.monotonic() - t0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.fileops import replace_dir, write_atomic
 from svc_dsp.errors import TrainingError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
@@ -169,13 +169,7 @@ def prepare(dataset_raw: Path, out_dir: Path, *, sample_rate: int = 24000, targe
                 provenance.append({"piece": rel, "source": str(src.relative_to(dataset_raw)),
                                    "start": int(a), "end": int(b)})
         final = out_dir / "audio"
-        if final.exists():
-            old = out_dir / f".audio.old.{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -195,27 +189,14 @@ def prepare(dataset_raw: Path, out_dir: Path, *, sample_rate: int = 24000, targe
         raise TrainingError(f"no usable audio in '{dataset_raw}'; skipped: "
                             + "; ".join(f"{p} ({w})" for p, w in report.skipped))
     (out_dir / "filelists").mkdir(exist_ok=True)
-    _write_text(out_dir / "filelists" / "train.txt", "".join(f"{r}\n" for r in train))
-    _write_text(out_dir / "filelists" / "val.txt", "".join(f"{r}\n" for r in val))
-    _write_text(out_dir / "speakers.json", json.dumps(speakers, ensure_ascii=False, indent=2) + "\n")
+    write_atomic(out_dir / "filelists" / "train.txt", "".join(f"{r}\n" for r in train))
+    write_atomic(out_dir / "filelists" / "val.txt", "".join(f"{r}\n" for r in val))
+    write_atomic(out_dir / "speakers.json", json.dumps(speakers, ensure_ascii=False, indent=2) + "\n")
     meta = {"format": "svc-host-prepared", "version": 1, "sample_rate": int(sample_rate),
             "target_lufs": None if skip_loudnorm else float(target_lufs), "min_s": min_s, "max_s": max_s,
             "speakers": speakers, "pieces": provenance, "report": asdict(report)}
-    _write_text(out_dir / "prepare.json", json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
+    write_atomic(out_dir / "prepare.json", json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
     return report
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write UTF-8 text atomically (temp file beside it, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_prepared(prep_dir: Path) -> dict[str, Any]:

@@ -294,8 +294,8 @@ def load(path: str | Path, *, allow_numpy: bool = False, allow_config_objects: b
         obj = up.load()
     if obj == LEGACY_MAGIC:
         raise pickle.UnpicklingError(
-            f"'{path}' uses torch's legacy (pre-1.6) checkpoint format, which is not supported; re-save it "
-            f"with a current torch (torch.save(torch.load(f), f2)) on a machine you trust, then import again")
+            f"'{path}' uses torch's legacy (pre-1.6) checkpoint format, which svc-host does not read; ask whoever "
+            f"trained the voice for a checkpoint saved by torch 1.6 or newer (zip format), then import again")
     return _unwrap_numpy(obj), up.skipped
 
 

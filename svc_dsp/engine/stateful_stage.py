@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_frame_gains
+from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_frame_gains, hop_mean_square
 from svc_dsp.errors import ParameterError
 from svc_dsp.models.base import VoiceModel
 
@@ -123,7 +123,7 @@ class StatefulStage:
         f0 = np.where(f0 > 0, f0 * np.exp2(tr / 12.0), 0.0).astype(np.float32)
         wave, self.state = self.model.process_hops(xin, f0, sp, self.state)  # type: ignore[attr-defined]
         # frames o = m - d; o < 0 lie before the signal: they only warm the state
-        ms_in = np.mean(xin.reshape(k, hop).astype(np.float64) ** 2, axis=1)
+        ms_in = hop_mean_square(xin, hop)
         self.ms_frames = np.concatenate([self.ms_frames, ms_in])
         first_valid = max(0, d - m0)
         if first_valid >= k:
@@ -132,7 +132,7 @@ class StatefulStage:
         kv = k - first_valid
         ms_i = self.ms_frames[:kv]
         self.ms_frames = self.ms_frames[kv:]
-        ms_o = np.mean(wave.reshape(kv, hop).astype(np.float64) ** 2, axis=1)
+        ms_o = hop_mean_square(wave, hop)
         t = self.targets()
         g_db = self.matcher.gains_db(ms_i, ms_o, lm[first_valid:])
         g = 10.0 ** (g_db / 20.0) * self.gate.gains(ms_i, float(t["gate_db"]))

@@ -165,7 +165,7 @@ class StreamingConverter:
         """Clear all state; the next block starts a new stream (same latency)."""
         self.r_in.reset()
         self.r_out.reset()
-        self.stage = self._make_stage()
+        self.stage.reset()  # built once in __init__ (its geometry fixes the latency); f0_method cannot change
         L = self.latency_samples
         cap = L + self.max_block_size + 4 * self.sample_rate // 10 + 8192
         self._wet = np.zeros(cap, np.float32)

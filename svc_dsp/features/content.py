@@ -37,6 +37,18 @@ class ContentEncoder(ABC):
         return f"'{name}' (kind {self.kind}, {self.dim}-dim units)"
 
 
+def mono_at(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
+    """The float32 mono (N,) input an encoder expects at ``rate`` (resampled if needed)."""
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 1:
+        raise ParameterError(f"audio of shape {x.shape}; the encoder takes mono (N,)")
+    if sample_rate != rate:
+        from svc_dsp.audio.resample import resample
+
+        x = resample(x, sample_rate, rate)
+    return x
+
+
 _LOADERS: dict[str, Callable[[Path, dict[str, Any]], ContentEncoder]] = {}
 
 

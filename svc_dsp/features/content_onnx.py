@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from svc_dsp.errors import ModelFormatError, ParameterError
-from svc_dsp.features.content import ContentEncoder, register_content_encoder
+from svc_dsp.errors import ModelFormatError
+from svc_dsp.features.content import ContentEncoder, mono_at, register_content_encoder
 
 SAMPLE_RATE = 16000
 
@@ -20,10 +20,9 @@ SAMPLE_RATE = 16000
 def make_session(path: str | Path) -> Any:
     import onnxruntime as ort
 
-    avail = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
-    opts = ort.SessionOptions()
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    from svc_dsp.runtime import onnx_providers
+
+    return ort.InferenceSession(str(path), sess_options=ort.SessionOptions(), providers=onnx_providers())
 
 
 class OnnxContentEncoder(ContentEncoder):
@@ -42,12 +41,7 @@ class OnnxContentEncoder(ContentEncoder):
 
     def encode(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """audio float32 (N,) (resampled to 16 kHz if needed) -> (T, dim)."""
-        x = np.asarray(audio, dtype=np.float32)
-        if x.ndim != 1:
-            raise ParameterError(f"audio of shape {x.shape}; the encoder takes mono (N,)")
-        if sample_rate != SAMPLE_RATE:
-            from svc_dsp.audio.resample import resample
-            x = resample(x, sample_rate, SAMPLE_RATE)
+        x = mono_at(audio, sample_rate, SAMPLE_RATE)
         if x.shape[0] < 400:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = self.session.run(None, {self.input_name: x[None, None, :]})[0]

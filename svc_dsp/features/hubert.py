@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from svc_dsp.errors import ModelFormatError, ParameterError
-from svc_dsp.features.content import ContentEncoder, register_content_encoder
+from svc_dsp.errors import ModelFormatError
+from svc_dsp.features.content import ContentEncoder, mono_at, register_content_encoder
 
 SAMPLE_RATE = 16000
 CONV_LAYERS = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -145,12 +145,7 @@ class HubertEncoder(ContentEncoder):
     @torch.no_grad()
     def encode(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """audio float32 (N,) at 16 kHz (other rates are resampled) -> (n_units(N), dim)."""
-        x = np.asarray(audio, dtype=np.float32)
-        if x.ndim != 1:
-            raise ParameterError(f"audio of shape {x.shape}; the encoder takes mono (N,)")
-        if sample_rate != SAMPLE_RATE:
-            from svc_dsp.audio.resample import resample
-            x = resample(x, sample_rate, SAMPLE_RATE)
+        x = mono_at(audio, sample_rate, SAMPLE_RATE)
         if n_units(x.shape[0]) < 1:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.net(torch.from_numpy(x)[None])[0].numpy()

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from svc_dsp.errors import ManifestError, ModelFormatError, PickleRefusedError
+from svc_dsp.fileops import replace_dir
 
 CONFIG_NAME = "model.json"
 MANIFEST_NAME = "SHA256SUMS"
@@ -165,14 +166,7 @@ def write_model_folder(folder: str | os.PathLike, config: Mapping[str, Any],
         names = sorted(p.name for p in tmp.iterdir() if p.is_file())
         lines = [f"{sha256_file(tmp / n)}  {n}" for n in names]
         (tmp / MANIFEST_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

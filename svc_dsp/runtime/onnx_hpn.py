@@ -20,13 +20,7 @@ import numpy as np
 
 from svc_dsp.errors import ModelError
 from svc_dsp.models.base import VoiceModel
-
-
-def _providers() -> list[str]:
-    import onnxruntime as ort
-
-    avail = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
+from svc_dsp.runtime import onnx_providers
 
 
 def export_hpn_onnx(model: Any, path: str | os.PathLike, *, hops: int = 1, check: bool = True) -> Path:
@@ -79,10 +73,8 @@ def _parity(model: Any, onnx_path: str, hops: int = 1) -> float:
     f0 = np.full(40, 220.0, np.float32)
     spk = model.speaker_weights()
     y_t, _ = model.process_hops(x, f0, spk, model.init_state())
-    om = OnnxHpnModel(model, onnx_path, group_path=onnx_path if hops > 1 else None, hops=hops) if hops > 1 \
-        else OnnxHpnModel(model, onnx_path)
-    if hops > 1:
-        om.session = None  # only the grouped graph was exported so far: 40 hops is a multiple of it
+    # 40 hops is a multiple of every group size we export, so the grouped graph alone runs it
+    om = OnnxHpnModel(model, None, group_path=onnx_path, hops=hops) if hops > 1 else OnnxHpnModel(model, onnx_path)
     y_o, _ = om.process_hops(x, f0, spk, om.init_state())
     return float(np.abs(y_t - y_o).max())
 
@@ -111,9 +103,9 @@ class OnnxHpnModel(VoiceModel):
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=_providers()) if onnx_path else None
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=onnx_providers()) if onnx_path else None
         self.group = hops if group_path is not None else 1
-        self.group_session = (ort.InferenceSession(str(group_path), so, providers=_providers())
+        self.group_session = (ort.InferenceSession(str(group_path), so, providers=onnx_providers())
                               if group_path is not None else None)
         ref = self.group_session or self.session
         assert ref is not None
