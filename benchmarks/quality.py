@@ -1,6 +1,6 @@
 """Does the demo voice really convert? Measured with tools independent of our models.
 
-    python -m benchmarks quality [--model demo] [--sentences 4] [--transpose 0]
+    python -m benchmarks quality [--model demo[,other,...]] [--sentences 4] [--transpose 0]
 
 Inputs: sentences spoken and sung (WORLD re-singing) by synthesised voices that were not
 used for the target singer (flite awb/rms/kal16, festival ked, espeak-ng en-us+m3).
@@ -117,7 +117,9 @@ class Tools:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks quality")
-    ap.add_argument("--model", default="demo")
+    ap.add_argument("--model", default="demo",
+                    help="model name or folder; several, comma-separated, are measured side by side on the "
+                         "same inputs")
     ap.add_argument("--sentences", type=int, default=4)
     ap.add_argument("--transpose", type=float, default=0.0)
     ap.add_argument("--sources", default=",".join(SOURCES))
@@ -134,47 +136,53 @@ def main(argv: list[str]) -> int:
     from training.recipes.singing import sentences, sing
 
     torch.set_num_threads(2)
-    model = load_model(args.model)
-    conv = Converter(model, transpose=args.transpose)
+    names = [m for m in args.model.split(",") if m]
+    convs = {m: Converter(load_model(m), transpose=args.transpose) for m in names}
     tools = Tools()
     rng = np.random.default_rng(7)
     texts = sentences(args.sentences + 8, rng)[8:]  # not the fixed training lines
     print(machine_line())
-    print(f"model: {args.model}; transpose {args.transpose:+.1f} st; {len(texts)} sentences per source; "
+    print(f"models: {', '.join(names)}; transpose {args.transpose:+.1f} st; {len(texts)} sentences per source; "
           f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; ASR: {'PocketSphinx' if tools.asr else 'n/a'}")
     tgt_emb = [tools.embed(*synth(TARGET, t)) for t in texts[:3]]
     tgt = None if tgt_emb[0] is None else np.mean(tgt_emb, axis=0)
-    hdr = (f"{'source':<32}{'style':<7}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}{'src->tgt':>10}"
-           f"{'WER src':>9}{'WER out':>9}")
+    mw = max(5, *(len(Path(m).name) for m in names)) + 2
+    hdr = (f"{'source':<32}{'style':<7}{'model':<{mw}}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}"
+           f"{'src->tgt':>10}{'WER src':>9}{'WER out':>9}")
     print(hdr)
     for voice in args.sources.split(","):
         for style in ("speech", "sung"):
-            rows: dict[str, list[float]] = {k: [] for k in ("c", "g", "st", "ss", "base", "ws", "wo")}
+            inputs = []
             for i, text in enumerate(texts):
                 x, sr = synth(voice, text)
                 if style == "sung":
                     x, _ = sing(x, sr, np.random.default_rng(i))
                     x = x.astype(np.float32)
-                y = conv.convert(x, sr)
-                f_in, f_out = pyin_f0(x, sr), pyin_f0(y, sr)
-                c, g = cents(f_in * 2 ** (args.transpose / 12), f_out)
-                rows["c"].append(c)
-                rows["g"].append(g)
-                if tgt is not None:
-                    e_out, e_src = tools.embed(y, sr), tools.embed(x, sr)
-                    rows["st"].append(float(np.dot(e_out, tgt) / np.linalg.norm(tgt)))
-                    rows["ss"].append(float(np.dot(e_out, e_src)))
-                    rows["base"].append(float(np.dot(e_src, tgt) / np.linalg.norm(tgt)))
-                if tools.asr and style == "speech":
-                    rows["ws"].append(wer(text, tools.transcribe(x, sr) or ""))
-                    rows["wo"].append(wer(text, tools.transcribe(y, sr) or ""))
+                e_src = tools.embed(x, sr) if tgt is not None else None
+                w_src = wer(text, tools.transcribe(x, sr) or "") if tools.asr and style == "speech" else None
+                inputs.append((text, x, sr, pyin_f0(x, sr), e_src, w_src))
+            for name, conv in convs.items():
+                rows: dict[str, list[float]] = {k: [] for k in ("c", "g", "st", "ss", "base", "ws", "wo")}
+                for text, x, sr, f_in, e_src, w_src in inputs:
+                    y = conv.convert(x, sr)
+                    c, g = cents(f_in * 2 ** (args.transpose / 12), pyin_f0(y, sr))
+                    rows["c"].append(c)
+                    rows["g"].append(g)
+                    if tgt is not None:
+                        e_out = tools.embed(y, sr)
+                        rows["st"].append(float(np.dot(e_out, tgt) / np.linalg.norm(tgt)))
+                        rows["ss"].append(float(np.dot(e_out, e_src)))
+                        rows["base"].append(float(np.dot(e_src, tgt) / np.linalg.norm(tgt)))
+                    if w_src is not None:
+                        rows["ws"].append(w_src)
+                        rows["wo"].append(wer(text, tools.transcribe(y, sr) or ""))
 
-            def med(k: str) -> str:
-                v = [a for a in rows[k] if a == a]
-                return f"{statistics.median(v):.2f}" if v else "n/a"
+                def med(k: str) -> str:
+                    v = [a for a in rows[k] if a == a]
+                    return f"{statistics.median(v):.2f}" if v else "n/a"
 
-            print(f"{voice:<32}{style:<7}{med('c'):>7}{med('g'):>7}{med('st'):>10}{med('ss'):>10}{med('base'):>10}"
-                  f"{med('ws'):>9}{med('wo'):>9}", flush=True)
+                print(f"{voice:<32}{style:<7}{Path(name).name:<{mw}}{med('c'):>7}{med('g'):>7}{med('st'):>10}"
+                      f"{med('ss'):>10}{med('base'):>10}{med('ws'):>9}{med('wo'):>9}", flush=True)
     print("cents: median |output F0 - requested F0|; >50c: share of frames off by more than 50 cents; "
           "sim: cosine of speaker embeddings (1 = same voice); WER: word error rate (speech only)")
     return 0

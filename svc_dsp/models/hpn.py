@@ -3,6 +3,15 @@
 content units (causal encoder) + F0 + loudness + speaker mix -> causal conv decoder ->
 harmonic amplitudes and noise-band gains per frame -> harmonic-plus-noise synthesis.
 
+Harmonic amplitudes come in one of two parameterisations (architecture key ``amplitudes``):
+- ``envelope`` (default for new models): the decoder draws a log spectral envelope on a fixed
+  mel-spaced frequency grid (``n_envelope`` points from 0 Hz to Nyquist) and harmonic k takes
+  the envelope's value at k*F0. Formants stay where they are whatever the pitch, so a vowel
+  learnt at A3 is the same vowel at E5 (source-filter model).
+- ``distribution`` (DDSP style; folders written before the key existed): a global amplitude
+  times a softmax over harmonic indices; the decoder must learn where each formant falls for
+  every pitch.
+
 Timing (all derived from the layers): the net consumes audio in hops; the output of
 hop m is the waveform of frame o = m - (1 + L), where 1 is the analysis window's
 lookahead in hops and L is the encoder's trained delay. Streaming therefore delays
@@ -29,8 +38,17 @@ FAMILY = "hpn"
 ARCH_DEFAULTS: dict[str, Any] = {
     "channels": 128, "kernel_size": 3, "dilations": [1, 2, 4, 8, 1, 2], "speaker_dim": 32,
     "n_harmonics": 64, "n_noise_bands": 24, "noise_seed": 1234,
+    "amplitudes": "envelope", "n_envelope": 64,
 }
+AMPLITUDE_MODES = ("envelope", "distribution")
 WINDOW_LOOKAHEAD_HOPS = 1  # the encoder's analysis window ends one hop after its frame
+
+
+def _mel(f: torch.Tensor | float) -> torch.Tensor | float:
+    """Hz -> mel (O'Shaughnessy), for a tensor or a float."""
+    if isinstance(f, torch.Tensor):
+        return 2595.0 * torch.log10(1.0 + f / 700.0)
+    return 2595.0 * math.log10(1.0 + f / 700.0)
 
 
 def _exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -54,11 +72,22 @@ class HpnNet(nn.Module):
         self.energy_delay = self.delay - min(1, self.delay)
         ch, K, Nb = arch["channels"], arch["n_harmonics"], arch["n_noise_bands"]
         self.n_harmonics, self.n_bands = K, Nb
+        # folders written before 'amplitudes' existed use the harmonic distribution
+        self.amp_mode = str(cfg.get("architecture", {}).get("amplitudes", "distribution"))
+        if self.amp_mode not in AMPLITUDE_MODES:
+            raise ModelFormatError(f"architecture 'amplitudes' is {self.amp_mode!r}; allowed: "
+                                   f"{', '.join(AMPLITUDE_MODES)}")
+        self.n_env = int(arch["n_envelope"])
+        if self.amp_mode == "envelope" and self.n_env < 2:
+            raise ModelFormatError(f"architecture 'n_envelope' is {self.n_env}; it must be at least 2")
+        n_amp = self.n_env if self.amp_mode == "envelope" else 1 + K
         self.spk_table = nn.Parameter(torch.zeros(self.n_speakers, arch["speaker_dim"]))
         self.spk_proj = nn.Linear(arch["speaker_dim"], ch)
         self.conv_in = CausalConv1d(encoder.dim + 3, ch, arch["kernel_size"])
         self.stack = CausalStack(ch, arch["kernel_size"], list(arch["dilations"]))
-        self.head = nn.Conv1d(ch, 1 + K + Nb, 1)
+        self.head = nn.Conv1d(ch, n_amp + Nb, 1)
+        self.n_amp = n_amp
+        self.mel_nyquist = _mel(self.sample_rate / 2.0)
         self.synth = HarmonicNoiseSynth(self.sample_rate, self.hop, K, Nb, seed=int(arch["noise_seed"]))
         nn.init.normal_(self.spk_table, std=0.5)
 
@@ -95,14 +124,29 @@ class HpnNet(nn.Module):
         h, c_stack = self.stack(h + cond, dec_state[2:], cond)
         out = self.head(F.leaky_relu(h, 0.1))
         K = self.n_harmonics
+        k = torch.arange(1, K + 1, dtype=f0.dtype, device=f0.device)[None, :, None]
+        freqs = k * f0[:, None, :]  # (B,K,k) Hz
+        alias_ok = (freqs < 0.48 * self.sample_rate).float()
+        noise = _exp_sigmoid(out[:, self.n_amp:] - 5.0)
+        if self.amp_mode == "envelope":
+            amps = _exp_sigmoid(self._sample_envelope(out[:, :self.n_amp], freqs) - 5.0)
+            return amps * alias_ok * voiced[:, None], noise, [dec_state[0], c_in] + c_stack
         amp = F.softplus(out[:, :1]) * voiced[:, None]
         dist = torch.softmax(out[:, 1:1 + K], dim=1)
-        k = torch.arange(1, K + 1, dtype=f0.dtype, device=f0.device)[None, :, None]
-        alias_ok = (k * f0[:, None, :] < 0.48 * self.sample_rate).float()
         dist = dist * alias_ok
         dist = dist / (dist.sum(dim=1, keepdim=True) + 1e-7)
-        noise = _exp_sigmoid(out[:, 1 + K:] - 5.0)
         return amp * dist, noise, [dec_state[0], c_in] + c_stack
+
+    def _sample_envelope(self, env: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+        """env (B,E,k) values on the mel grid 0..Nyquist, freqs (B,K,k) Hz -> (B,K,k) by linear
+        interpolation between the two nearest grid points (clamped at the ends)."""
+        E = self.n_env
+        pos = (_mel(freqs) / self.mel_nyquist * (E - 1)).clamp(0.0, E - 1.0)
+        i0 = torch.floor(pos).clamp(max=E - 2).long()
+        w = pos - i0.to(pos.dtype)
+        v0 = torch.gather(env, 1, i0)
+        v1 = torch.gather(env, 1, i0 + 1)
+        return v0 + (v1 - v0) * w
 
     def forward(self, x: torch.Tensor, f0: torch.Tensor, spk: torch.Tensor,
                 state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -218,7 +262,10 @@ def build_random(sample_rate: int = 24000, hop: int = 120, speakers: list[str] |
     torch.manual_seed(seed)
     m = HpnModel(cfg, encoder)
     with torch.no_grad():  # make the random model audible: voiced frames with a sensible level
-        m.net.head.bias[0] = 0.0
+        if m.net.amp_mode == "envelope":
+            m.net.head.bias[:m.net.n_amp] = 3.0  # about 0.015 per harmonic
+        else:
+            m.net.head.bias[0] = 0.0
     return m
 
 

@@ -100,3 +100,43 @@ def test_lookahead_derived_from_layers(random_model):
     safe_end = cut - lookahead  # samples before this cannot depend on the change
     assert np.abs(y0[:safe_end] - y2[:safe_end]).max() < 1e-6
     assert np.abs(y0[cut - hop:cut + hop] - y2[cut - hop:cut + hop]).max() > 1e-4
+
+
+def test_envelope_keeps_formants_fixed_across_pitch():
+    """'envelope' amplitudes: harmonic k reads the envelope at k*F0 Hz, so a harmonic landing on
+    the same frequency at another pitch gets the same amplitude (the formant does not move)."""
+    from svc_dsp.models.hpn import build_random
+
+    net = build_random(seed=3).net
+    assert net.amp_mode == "envelope"
+    E, K = net.n_env, net.n_harmonics
+    env = torch.randn(1, E, 1)
+    f_low = torch.tensor([[100.0]])
+    f_high = torch.tensor([[200.0]])
+    k = torch.arange(1, K + 1, dtype=torch.float32)[None, :, None]
+    a_low = net._sample_envelope(env, k * f_low[:, None, :])[0, :, 0]
+    a_high = net._sample_envelope(env, k * f_high[:, None, :])[0, :, 0]
+    # harmonic 2j at 100 Hz sits where harmonic j sits at 200 Hz
+    assert torch.allclose(a_low[1::2][: K // 2], a_high[: K // 2], atol=1e-6)
+    # at the grid points the envelope is returned exactly; between them it interpolates
+    mel_nyq = net.mel_nyquist
+    grid_hz = 700.0 * (10.0 ** (torch.linspace(0, mel_nyq, E) / 2595.0) - 1.0)
+    on_grid = net._sample_envelope(env, grid_hz[None, :, None])[0, :, 0]
+    assert torch.allclose(on_grid, env[0, :, 0], atol=1e-4)
+    assert not torch.allclose(a_low, a_high)
+
+
+def test_legacy_folders_without_amplitudes_key_use_the_distribution():
+    """A model.json written before the 'amplitudes' key existed loads as the harmonic distribution."""
+    from svc_dsp.features.content_causal import CausalMelEncoder
+    from svc_dsp.models.hpn import ARCH_DEFAULTS, HpnModel
+
+    arch = {k: v for k, v in ARCH_DEFAULTS.items() if k not in ("amplitudes", "n_envelope")}
+    cfg = {"family": "hpn", "family_version": 1, "name": "legacy", "sample_rate": 24000, "hop_size": 120,
+           "speakers": ["a"], "f0_range": [50.0, 1100.0], "architecture": arch}
+    enc = CausalMelEncoder.random(0)
+    m = HpnModel(cfg, enc)
+    assert m.net.amp_mode == "distribution"
+    assert m.net.head.out_channels == 1 + ARCH_DEFAULTS["n_harmonics"] + ARCH_DEFAULTS["n_noise_bands"]
+    with pytest.raises(Exception, match="allowed: envelope, distribution"):
+        HpnModel({**cfg, "architecture": {**arch, "amplitudes": "spline"}}, enc)
