@@ -262,13 +262,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def train(cfg: dict[str, Any], examples: Sequence[Example], settings: TrainSettings, run_dir: Path,
-          log: Callable[[str], None] = print, init_weights: dict[str, torch.Tensor] | None = None
-          ) -> tuple[CausalMelEncoderNet, dict[str, Any]]:
-    """Fit the net on ``examples``; resumes from the newest checkpoint in ``run_dir``.
-
-    Without a checkpoint the net starts from ``init_weights`` (a state dict), else from
-    ``settings.init_from`` (a model folder), else at random.
-    """
+          log: Callable[[str], None] = print) -> tuple[CausalMelEncoderNet, dict[str, Any]]:
+    """Fit the net on ``examples``; resumes from the newest checkpoint in ``run_dir``."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     net = CausalMelEncoderNet({**cfg, "output": "linear"}, SAMPLE_RATE)
@@ -288,9 +283,6 @@ def train(cfg: dict[str, Any], examples: Sequence[Example], settings: TrainSetti
         rng.bit_generator.state = st["rng"]
         torch.set_rng_state(st["torch_rng"])
         log(f"resumed from {ck.name}")
-    elif init_weights is not None:
-        net.load_state_dict(init_weights)
-        log("initialised from the previous stage's weights")
     elif settings.init_from:
         from svc_dsp.models.folder import load_tensors
 

@@ -10,12 +10,11 @@ with F0 x0.7-1.5 + formant warp + speed change, and sung on a melody + formant w
 Held out: unseen sentences of the training voices, and the speaker kal (flite kal16 and
 festival kal_diphone) who is never trained on, both spoken and sung.
 
-Three stages. Stage 1 trains on the five timed voices only and is written to
+Two stages. Stage 1 trains on the five timed voices only and is written to
 build/encoder_runs/svc-phone-v1-stage1/model. Stage 2 labels 30 espeak-ng voices
 (accents x variants, 30 sentences each, original + one F0/warp/speed variant) by forced
-alignment with stage 1, then continues from the stage-1 weights on everything. Stage 3
-runs a second, gentler cosine cycle from the stage-2 weights on the same data
-(build/encoder_runs/svc-phone-v1-stage3). All stages stop at their step count or wall-clock limit, whichever comes first (the
+alignment with stage 1, then continues from the stage-1 weights on everything.
+Both stages stop at their step count or wall-clock limit, whichever comes first (the
 learning-rate cosine follows the same clock), so a busy machine gives fewer steps;
 model.json records the steps actually run.
 """
@@ -52,13 +51,10 @@ FULL: dict[str, Any] = {
     "aligner": str(REPO / "build" / "encoder_runs" / f"{NAME}-stage1" / "model"),
     # with espeak voices: stage 2 starts from the stage-1 weights and trains on everything
     "stage2_steps": 1200, "stage2_lr": 1e-3, "stage2_max_minutes": 30.0,
-    # stage 3: a second cosine cycle on the same data from the stage-2 weights (the stage-2
-    # train loss was still falling when its cosine ended); 0 steps skips it
-    "stage3_steps": 2400, "stage3_lr": 5e-4, "stage3_max_minutes": 40.0,
 }
 TINY: dict[str, Any] = {
     **FULL, "espeak_voices": (), "sentences_per_voice": 2, "sentences_per_job": 2, "test_sentences": 1, "unseen_sentences": 1,
-    "steps": 4, "batch": 4, "crop_frames": 200, "max_minutes": 0.0, "stage3_steps": 0,
+    "steps": 4, "batch": 4, "crop_frames": 200, "max_minutes": 0.0,
     "train_voices": ("flite-rms", "flite-slt"), "unseen_voices": ("flite-kal16",),
 }
 
@@ -171,23 +167,13 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
     if align_info:
         settings.steps, settings.lr, settings.max_minutes = p["stage2_steps"], p["stage2_lr"], p["stage2_max_minutes"]
         settings.init_from = p["aligner"]
-    stage3 = Path(p["run_dir"] + "-stage3") if align_info and p.get("stage3_steps") else None
     if export_only:
-        net, step = et.load_checkpoint_net(cfg, stage3 if stage3 and et.latest_checkpoint(stage3) else run_dir)
+        net, step = et.load_checkpoint_net(cfg, run_dir)
         info = {"steps": step, "train_seconds": None, "stopped_early": True}
     else:
-        from dataclasses import replace
-
         from svc_dsp.features.content_causal import CausalMelEncoderNet
         examples = et.make_examples(train_clips, CausalMelEncoderNet(cfg, 16000))
         net, info = et.train(cfg, examples, settings, run_dir, log)
-        if stage3 is not None:
-            log(f"stage 3: {p['stage3_steps']} more steps from the stage-2 weights -> {stage3}")
-            s3 = replace(settings, steps=p["stage3_steps"], lr=p["stage3_lr"], max_minutes=p["stage3_max_minutes"],
-                         init_from=None)
-            net, info3 = et.train(cfg, examples, s3, stage3, log,
-                                  init_weights={k: v.detach().clone() for k, v in net.state_dict().items()})
-            info = {**info, "stage3": info3}
     enc = et.to_encoder(cfg, net)
     acc = {k: et.frame_accuracy(enc, clips) for k, clips in evals.items()}
     if not tiny:
