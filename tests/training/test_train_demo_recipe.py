@@ -24,14 +24,15 @@ def test_singing_follows_the_melody() -> None:
 
 
 @pytest.mark.skipif(shutil.which("text2wave") is None, reason="festival (text2wave) is not installed")
-def test_demo_recipe_tiny(tmp_path: Path) -> None:
+def test_demo_recipe_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from host_bridge.presets import load_preset
     from svc_dsp.models.catalog import load_model
     from tests.training.train_helpers import ENCODER_NAME
     from training.recipes.demo_voice import main
 
     out = tmp_path / "presets" / "models" / "demo"
-    rc = main(["--tiny", "--minutes", "0.25", "--jobs", "1", "--threads", "1", "--work", str(tmp_path / "work"),
+    monkeypatch.chdir(tmp_path)  # a relative --work must work (the train config sits inside it)
+    rc = main(["--tiny", "--minutes", "0.25", "--jobs", "1", "--threads", "1", "--work", "work",
                "--out", str(out), "--encoder", ENCODER_NAME])
     assert rc == 0
     model = load_model(out)

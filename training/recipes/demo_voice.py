@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     minutes = args.minutes if args.minutes is not None else (0.4 if args.tiny else 20.0)
-    work = args.work
+    work = args.work.resolve()  # the train config resolves relative paths against its own folder
     t0 = time.monotonic()
     secs = generate(work / "dataset_raw", minutes, args.seed, args.jobs, args.voice)
     print(f"[demo] {secs / 60:.1f} min of singing in '{work / 'dataset_raw'}' ({time.monotonic() - t0:.0f} s)")
