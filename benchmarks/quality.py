@@ -10,7 +10,10 @@ Metrics (per source voice, median over sentences):
   share of frames more than 50 cents off (voiced in both);
 - speaker: cosine similarity of Resemblyzer speaker embeddings (a pretrained GE2E model
   that ships inside its PyPI wheel): output vs target singer, output vs source, and the
-  source vs target baseline;
+  source vs target baseline. The target reference is the target speaking for spoken inputs
+  and the target singing (re-sung the same way, other melodies) for sung inputs: the speaker
+  model hears every WORLD re-sung voice as closer to every other, so sung audio is compared
+  with sung audio;
 - intelligibility: word error rate of PocketSphinx (its English model ships in the wheel)
   on the source and on the output, against the known text.
 Optional dependencies: `pip install resemblyzer pocketsphinx librosa` (missing ones are
@@ -144,14 +147,22 @@ def main(argv: list[str]) -> int:
     print(machine_line())
     print(f"models: {', '.join(names)}; transpose {args.transpose:+.1f} st; {len(texts)} sentences per source; "
           f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; ASR: {'PocketSphinx' if tools.asr else 'n/a'}")
-    tgt_emb = [tools.embed(*synth(TARGET, t)) for t in texts[:3]]
-    tgt = None if tgt_emb[0] is None else np.mean(tgt_emb, axis=0)
+    refs: dict[str, np.ndarray | None] = {}
+    for style in ("speech", "sung"):  # the target speaking, and the target singing (WORLD re-sung)
+        embs = []
+        for i, t in enumerate(texts[:3]):
+            x, sr = synth(TARGET, t)
+            if style == "sung":
+                x = sing(x, sr, np.random.default_rng(100 + i))[0].astype(np.float32)
+            embs.append(tools.embed(x, sr))
+        refs[style] = None if embs[0] is None else np.mean(embs, axis=0)
     mw = max(5, *(len(Path(m).name) for m in names)) + 2
     hdr = (f"{'source':<32}{'style':<7}{'model':<{mw}}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}"
            f"{'src->tgt':>10}{'WER src':>9}{'WER out':>9}")
     print(hdr)
     for voice in args.sources.split(","):
         for style in ("speech", "sung"):
+            tgt = refs[style]
             inputs = []
             for i, text in enumerate(texts):
                 x, sr = synth(voice, text)
