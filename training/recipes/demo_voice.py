@@ -3,10 +3,10 @@
     python -m training.recipes.demo_voice [--tiny] [--out presets/models/demo]
 
 1. A target singer: festival's ``cmu_us_slt_arctic_hts`` speaks varied sentences, and WORLD
-   re-sings them on generated melodies from A3 to E5 (held notes, vibrato, glides; 30 % of
-   phrases at speaking pace); about 20 minutes of audio (``--tiny``: about 30 s, yin F0, 12 steps of a small model).
+   re-sings them on generated melodies from A3 to E5 (held notes, vibrato, glides;
+   ``--parlando`` adds phrases at speaking pace); about 14 minutes of audio (``--tiny``: about 30 s, yin F0, 12 steps of a small model).
 2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0) -> ``fit`` (a budget of
-   60 CPU-minutes, on 1 thread by default) -> ``export`` into ``--out`` (speaker
+   65 CPU-minutes, on 1 thread by default) -> ``export`` into ``--out`` (speaker
    "demo"), checked by reloading through the engine's loader.
 3. The preset ``presets/demo.toml`` (model "demo", transpose 0, yin, loudness_match 1, mix 1).
 
@@ -26,6 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEAKER = "demo"
+PARLANDO = 0.0  # 0.3 was tried: speech similarity to the target fell (docs/training.md)
 PRESET = """format_version = 1
 model = "demo"
 description = "Bundled demo voice: a synthetic singer (festival slt re-sung with WORLD)."
@@ -38,22 +39,21 @@ mix = 1.0
 """
 
 
-PARLANDO_SHARE = 0.3  # share of phrases sung at speaking pace (voiced runs x1.0-1.25, not x1.3-2.6)
-
-
-def _make_phrase(args: tuple[int, int, str]) -> tuple[np.ndarray, float]:
+def _make_phrase(args: tuple[int, int, str, float]) -> tuple[np.ndarray, float]:
     """One sung phrase (2-3 sentences) at 24 kHz, with pauses around it; seeded by its index.
 
-    About 70 % are sung with held vowels; the rest keep speech's pace on the same kind of
-    melody (parlando), so the voice also learns consonant transitions at their natural speed.
+    A share ``parlando`` of them keeps speech's pace on the same kind of melody (voiced runs
+    x1.0-1.25 instead of x1.3-2.6), so a voice also learns consonant transitions at their
+    natural speed. With a share of 0 no extra random draw is made (the phrases of earlier
+    versions of this recipe come out unchanged).
     """
     from svc_dsp.audio.resample import resample
     from training.recipes.singing import sentences, sing, speak
 
-    idx, seed, voice = args
+    idx, seed, voice, share = args
     rng = np.random.default_rng([seed, idx])
     text = " ".join(sentences(int(rng.integers(2, 4)), rng))
-    parlando = rng.random() < PARLANDO_SHARE
+    parlando = share > 0 and rng.random() < share
     x, sr = speak(text, voice)
     x = resample(x.astype(np.float32), sr, 24000)
     y, _ = sing(x, 24000, rng, stretch=(1.0, 1.25) if parlando else (1.3, 2.6))
@@ -62,7 +62,7 @@ def _make_phrase(args: tuple[int, int, str]) -> tuple[np.ndarray, float]:
     return np.concatenate([pad(rng.uniform(0.3, 0.8)), y, pad(rng.uniform(0.3, 0.8))]), len(y) / 24000.0
 
 
-def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str) -> float:
+def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlando: float = 0.0) -> float:
     """Write ``raw/demo/phrase_NNNN.wav`` until ``minutes`` of singing exist; returns seconds."""
     from svc_dsp.audio.io import save_audio
 
@@ -75,7 +75,7 @@ def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str) -> flo
     idx = len(done)
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         while total < minutes * 60.0:
-            batch = list(pool.map(_make_phrase, [(i, seed, voice) for i in range(idx, idx + 2 * max(1, jobs))]))
+            batch = list(pool.map(_make_phrase, [(i, seed, voice, parlando) for i in range(idx, idx + 2 * max(1, jobs))]))
             for y, _ in batch:
                 save_audio(d / f"phrase_{idx:04d}.wav", y, 24000, subtype="PCM_16")
                 idx += 1
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="preset file to write (default: presets/demo.toml beside the models folder)")
     ap.add_argument("--work", type=Path, default=ROOT / "out" / "demo_voice", help="intermediate files")
     ap.add_argument("--encoder", default="svc-phone-v1", help="content encoder: catalog name or folder")
-    ap.add_argument("--minutes", type=float, default=None, help="minutes of singing to generate (default 20)")
-    ap.add_argument("--fit-minutes", type=float, default=60.0,
-                    help="training budget in CPU-minutes of the training process (default 60)")
+    ap.add_argument("--minutes", type=float, default=None, help="minutes of singing to generate (default 14)")
+    ap.add_argument("--fit-minutes", type=float, default=65.0,
+                    help="training budget in CPU-minutes of the training process (default 65)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for training (default 1: on a shared 2-core machine more threads were "
                          "4x slower, not faster)")
@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--voice", default="cmu_us_slt_arctic_hts", help="festival voice, or flite:slt")
     ap.add_argument("--f0-method", default=None, help="F0 tracker for features (default harvest; --tiny: yin)")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--parlando", type=float, default=PARLANDO,
+                    help=f"share of phrases sung at speaking pace (default {PARLANDO})")
     args = ap.parse_args(argv)
 
     import torch
@@ -121,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     from training.prepare import prepare
 
     torch.set_num_threads(args.threads)
-    minutes = args.minutes if args.minutes is not None else (0.4 if args.tiny else 20.0)
+    minutes = args.minutes if args.minutes is not None else (0.4 if args.tiny else 14.0)
     work = args.work.resolve()  # the train config resolves relative paths against its own folder
     t0 = time.monotonic()
-    secs = generate(work / "dataset_raw", minutes, args.seed, args.jobs, args.voice)
+    secs = generate(work / "dataset_raw", minutes, args.seed, args.jobs, args.voice, args.parlando)
     print(f"[demo] {secs / 60:.1f} min of singing in '{work / 'dataset_raw'}' ({time.monotonic() - t0:.0f} s)")
     rep = prepare(work / "dataset_raw", work / "prepared", sample_rate=24000, val_per_speaker=1 if args.tiny else 4,
                   jobs=args.jobs)
