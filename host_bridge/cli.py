@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any, Sequence
 
-from svc_dsp.engine.parameters import PARAMETERS, Parameter
+from svc_dsp.engine.parameters import PARAMETERS
 
 DEFAULT_PRESET = "demo"
 # so-vits-svc flags users already type -> our parameters
@@ -187,8 +187,9 @@ def cmd_render(args: argparse.Namespace) -> int:
                            threads=args.threads, subtype=args.subtype, automation=automation, progress=progress)
     print(summary_table(results))
     if args.json_report:
-        with open(args.json_report, "w", encoding="utf-8") as f:
-            json.dump([r.__dict__ for r in results], f, indent=2)
+        from svc_dsp.fileops import write_atomic
+
+        write_atomic(args.json_report, json.dumps([r.__dict__ for r in results], indent=2))
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
@@ -229,4 +230,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-_ = Parameter

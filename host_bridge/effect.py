@@ -18,11 +18,11 @@ import numpy as np
 
 from host_bridge.effect_params import EffectParameter, decode_state, encode_state, init_signature
 from host_bridge.layout import LayoutMemory
+from svc_dsp.audio.io import MAX_SAMPLE_RATE as MAX_RATE
+from svc_dsp.audio.io import MIN_SAMPLE_RATE as MIN_RATE
 from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
 from svc_dsp.errors import AudioError, CatalogError, ParameterError, PresetError, UnsupportedAudioError
 from svc_dsp.models.base import VoiceModel
-
-MIN_RATE, MAX_RATE = 8000, 192000
 
 
 def _resolve(source: Any) -> tuple[VoiceModel, str, dict[str, Any]]:

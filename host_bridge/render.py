@@ -19,6 +19,12 @@ AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", 
 EXISTING_POLICIES = ("skip", "overwrite", "error")
 
 
+def audio_files(folder: Path) -> list[Path]:
+    """Audio files under ``folder`` (recursive, sorted; hidden files left out)."""
+    return [f for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith(".")]
+
+
 @dataclass
 class RenderResult:
     """Outcome of one file. status: 'ok', 'skipped' or 'failed'."""
@@ -46,9 +52,8 @@ def plan_outputs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike)
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):
-                    pairs.append((f, outdir / p.name / f.relative_to(p)))
+            for f in audio_files(p):
+                pairs.append((f, outdir / p.name / f.relative_to(p)))
         else:
             pairs.append((p, outdir / p.name))
     return pairs

@@ -276,7 +276,7 @@ def train(cfg: dict[str, Any], examples: Sequence[Example], settings: TrainSetti
     run_dir.mkdir(parents=True, exist_ok=True)
     ck = latest_checkpoint(run_dir)
     if ck is not None:
-        st = torch.load(ck / "state.pt", weights_only=False)  # our own training file, never shipped
+        st = torch.load(ck / "state.pt", weights_only=True)  # tensors and plain containers only
         net.load_state_dict(st["net"])
         opt.load_state_dict(st["opt"])
         step = int(st["step"])
@@ -346,7 +346,7 @@ def load_checkpoint_net(cfg: dict[str, Any], run_dir: Path) -> tuple[CausalMelEn
     if ck is None:
         raise FileNotFoundError(f"no complete checkpoint under '{run_dir}'")
     net = CausalMelEncoderNet({**cfg, "output": "linear"}, SAMPLE_RATE)
-    st = torch.load(ck / "state.pt", weights_only=False)
+    st = torch.load(ck / "state.pt", weights_only=True)
     net.load_state_dict(st["net"])
     net.eval()
     return net, int(st["step"])

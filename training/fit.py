@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.errors import TrainingError
+from svc_dsp.fileops import write_atomic
 from training.config import TrainConfig, load_config
 
 
@@ -311,8 +312,7 @@ class Trainer:
                           f"{len(self.speakers)} speaker(s), {sum(p.numel() for p in self.params)} parameters, "
                           f"{self.steps_per_epoch} steps per epoch, {self.total_steps} steps, world {self.ctx.world}")
             if self.ctx.is_main:
-                (self.run_dir / "train_config.json").write_text(json.dumps(c.to_dict(), indent=1, ensure_ascii=False),
-                                                                encoding="utf-8")
+                write_atomic(self.run_dir / "train_config.json", json.dumps(c.to_dict(), indent=1, ensure_ascii=False))
         bad_streak, acc, acc_n = 0, {}, 0
         t_log, steps_since, t_start, steps_done = time.monotonic(), 0, time.monotonic(), 0
         saved_at = resumed

@@ -64,7 +64,6 @@ class EngineHost:
         self.blocks = 0                   # engine blocks converted
         self.rtf_ema = 0.0
         self.rtf_max = 0.0
-        self.process_ms_max = 0.0
         self.on_block: Callable[[np.ndarray, np.ndarray], None] | None = None  # tests/benchmarks only
         self._running = False
         self._rfd, self._wfd = os.pipe()
@@ -132,10 +131,9 @@ class EngineHost:
     def skip(self, n: int) -> None:
         """``n`` samples passed without a callback (the driver skipped cycles): count an xrun
         and move every index on by ``n`` (silence in), so the latency stays what we report."""
-        if n <= 0 or n > self.cap // 2:
-            self.driver_xruns += 1
-            return
         self.driver_xruns += 1
+        if n <= 0 or n > self.cap // 2:
+            return
         cap = self.cap
         i = self.in_w % cap
         first = min(n, cap - i)
@@ -181,14 +179,13 @@ class EngineHost:
 
     def _account(self, x: np.ndarray, y: np.ndarray, n: int, seconds: float) -> None:
         m = self.meters
-        m[0] = max(m[0], float(np.max(np.abs(x))))
+        m[0] = max(m[0], float(x.max()), -float(x.min()))  # peak without a temporary array
         m[1] = max(m[1], float(np.dot(x, x)) / n)
-        m[2] = max(m[2], float(np.max(np.abs(y))))
+        m[2] = max(m[2], float(y.max()), -float(y.min()))
         m[3] = max(m[3], float(np.dot(y, y)) / n)
         rtf = seconds * self.sample_rate / n
         self.rtf_ema = rtf if self.blocks == 0 else 0.95 * self.rtf_ema + 0.05 * rtf
         self.rtf_max = max(self.rtf_max, rtf)
-        self.process_ms_max = max(self.process_ms_max, seconds * 1e3)
         self.blocks += 1
         if self.on_block is not None:
             self.on_block(x, y)

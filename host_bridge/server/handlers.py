@@ -168,11 +168,7 @@ class Router:
             if not msg.tags:  # no argument: a query, like AbletonOSC's get
                 self._reply_value(src, name)
                 return
-            value = _param_value(p, msg)
-            if name == "f0_method":  # rebuilds the engine: not on the receive thread
-                self.s.worker.submit(lambda: self.s.set_param(name, value, "osc"), src, msg.address)
-                return
-            self.s.set_param(name, value, "osc")
+            self.s.request_param(name, _param_value(p, msg), "osc", src, msg.address)
         return h
 
     def _set_norm(self, name: str) -> Callable[[Address, OscMessage], None]:
@@ -183,7 +179,7 @@ class Router:
             x = _number(x)
             if not 0.0 <= x <= 1.0:
                 raise BadRequest(f"normalised value {x:g} is outside [0, 1]")
-            self.s.set_param(name, p.denormalise(x), "osc")
+            self.s.request_param(name, p.denormalise(x), "osc", src, msg.address)
         return h
 
     def _get(self, name: str) -> Callable[[Address, OscMessage], None]:

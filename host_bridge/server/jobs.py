@@ -24,7 +24,6 @@ from typing import Any
 from svc_dsp.errors import RenderError
 from svc_dsp.models.folder import sha256_file as sha256_of
 
-EXISTING = ("skip", "overwrite", "error")
 MAX_QUEUED = 16
 
 
@@ -93,7 +92,7 @@ class JobManager:
 
     # -- submit / cancel (OSC thread) ------------------------------------------------------
     def plan(self, inp: str, outp: str) -> list[tuple[Path, Path]]:
-        from host_bridge.render import AUDIO_EXTENSIONS
+        from host_bridge.render import AUDIO_EXTENSIONS, audio_files
 
         src = resolve_under(self.input_root, inp, "input", must_exist=True)
         dst = resolve_under(self.output_root, outp, "output", must_exist=False)
@@ -102,18 +101,19 @@ class JobManager:
                 dst = dst / src.name
             return [(src, dst)]
         pairs = []
-        for f in sorted(src.rglob("*")):
-            if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):
-                rel = f.relative_to(src)
-                real = resolve_under(self.input_root, str(f.relative_to(self.input_root)), "input", True)
-                pairs.append((real, resolve_under(self.output_root, str(Path(outp) / rel), "output", False)))
+        for f in audio_files(src):
+            rel = f.relative_to(src)
+            real = resolve_under(self.input_root, str(f.relative_to(self.input_root)), "input", True)
+            pairs.append((real, resolve_under(self.output_root, str(Path(outp) / rel), "output", False)))
         if not pairs:
             raise RenderError(f"input folder '{inp}' holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
         return pairs
 
     def submit(self, inp: str, outp: str, existing: str, reply: tuple[str, int]) -> Job:
-        if existing not in EXISTING:
-            raise RenderError(f"existing-output policy {existing!r}; allowed: {', '.join(EXISTING)}")
+        from host_bridge.render import EXISTING_POLICIES
+
+        if existing not in EXISTING_POLICIES:
+            raise RenderError(f"existing-output policy {existing!r}; allowed: {', '.join(EXISTING_POLICIES)}")
         pairs = self.plan(inp, outp)
         with self._lock:
             if len(self._queue) >= MAX_QUEUED:

@@ -163,7 +163,7 @@ class MidiMapper:
 
     def _apply(self, b: Binding, x: float) -> None:
         p = PARAMETERS[b.param]
-        self.s.set_param(b.param, p.denormalise(x), "midi")
+        self.s.request_param(b.param, p.denormalise(x), "midi")
 
     def _note_on(self, note: int) -> None:
         if note in self.held:

@@ -8,7 +8,6 @@ the OSC receive thread (so ``/svc/ping`` stays prompt) and never on the audio th
 """
 from __future__ import annotations
 
-import os
 import queue
 import re
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from svc_dsp.engine.parameters import PARAMETERS, Parameter, defaults, parameter
-from svc_dsp.errors import CatalogError, ParameterError, SvcError
+from svc_dsp.errors import CatalogError, SvcError
 
 Address = tuple[str, int]
 TOPICS = ("params", "status", "meters", "jobs", "presets", "midi")
@@ -155,12 +154,25 @@ class Session:
                 vals = dict(self.values, f0_method=v)
                 self._install(self.model, vals)  # the tracker is built with the engine
             else:
-                self.host.converter.set(p.name, v)
-                if self.host._next_converter is not None:
-                    self.host._next_converter.set(p.name, v)
+                self._engine_set(p.name, v)
             self.values[p.name] = v
         self.echo(p.name, source)
         return v
+
+    def request_param(self, name: str, value: Any, source: str = "osc", sender: Address | None = None,
+                      address: str = "") -> None:
+        """``set_param`` from a receive or MIDI thread: a change of ``f0_method`` rebuilds the
+        engine, so it runs on the control worker (errors go back to ``sender``)."""
+        if parameter(name).name == "f0_method":
+            self.worker.submit(lambda: self.set_param(name, value, source), sender, address)
+        else:
+            self.set_param(name, value, source)
+
+    def _engine_set(self, name: str, v: Any) -> None:
+        """Set a smoothed engine parameter on the running converter and on one waiting to swap in."""
+        self.host.converter.set(name, v)
+        if self.host._next_converter is not None:
+            self.host._next_converter.set(name, v)
 
     def echo(self, name: str, source: str = "osc", to: list[Address] | None = None) -> None:
         p = PARAMETERS[name]
@@ -236,7 +248,7 @@ class Session:
             else:
                 changed = [k for k in PARAMETERS if vals[k] != self.values[k]]
                 for k in changed:
-                    self.host.converter.set(k, vals[k])
+                    self._engine_set(k, vals[k])
             self.values = vals
             self.preset = pr.name
         for k in changed:
@@ -245,15 +257,14 @@ class Session:
 
     def save_preset(self, name: str) -> Path:
         from host_bridge.presets import save_preset
-        from svc_dsp.models.catalog import list_catalog
+        from svc_dsp.models.catalog import list_catalog, user_root
 
         if not PRESET_NAME.match(name):
             raise CatalogError(f"preset name {name!r}: use 1-64 letters, digits, '_', '-', '.' (no paths)")
         if self.model_name not in list_catalog("models"):
             raise CatalogError(f"the current model '{self.model_name}' is not in the catalog; presets can only "
                                f"name catalog models (install it under <root>/models/)")
-        home = Path(os.environ.get("SVC_HOST_HOME", Path.home() / ".local" / "share" / "svc-host"))
-        path = save_preset(home / "presets" / f"{name}.toml", self.model_name, dict(self.values))
+        path = save_preset(user_root() / "presets" / f"{name}.toml", self.model_name, dict(self.values))
         self.preset = name
         self.broadcast("presets", "/svc/preset/current", name)
         return path
@@ -299,8 +310,3 @@ class Session:
     def close(self) -> None:
         self.worker.stop()
 
-
-def check_param_name(name: str) -> Parameter:
-    if name not in PARAMETERS:
-        raise ParameterError(f"unknown parameter '{name}'; known: {', '.join(PARAMETERS)}")
-    return PARAMETERS[name]

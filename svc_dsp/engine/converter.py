@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.audio.io import MAX_SAMPLE_RATE as MAX_RATE
+from svc_dsp.audio.io import MIN_SAMPLE_RATE as MIN_RATE
 from svc_dsp.audio.io import sanitize
 from svc_dsp.engine.dynamics import DcBlocker
 from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
 from svc_dsp.errors import AudioError, UnsupportedAudioError
 from svc_dsp.models.base import VoiceModel
 
-MIN_RATE, MAX_RATE = 8000, 192000
 OFFLINE_BLOCK = 1 << 16  # samples per engine call when rendering offline
 #: offline F0 trackers run on slices of at most this many seconds (memory stays bounded)
 F0_SLICE_SECONDS = 30.0

@@ -113,9 +113,7 @@ class StatefulStage:
             hi = max(0, m0 + k - d)
             new_f0 = np.zeros(hi - lo, np.float32)
             avail = self.f0_track[lo:min(hi, self.f0_track.shape[0])]
-            new_f0[: avail.shape[0]] = avail
-            if m0 < d:  # frames before 0 are already queued as zeros
-                pass
+            new_f0[: avail.shape[0]] = avail  # frames before 0 are already queued as zeros
         self.f0_frames = np.concatenate([self.f0_frames, new_f0.astype(np.float32)])
         f0 = self.f0_frames[:k]
         self.f0_frames = self.f0_frames[k:]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from svc_dsp.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from svc_dsp.audio.polyphase import ZeroPhaseResampler
 from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
 from svc_dsp.engine.stateful_stage import StatefulStage
@@ -93,8 +94,9 @@ class StreamingConverter:
             pass
         if self.model.regime not in ("stateful", "windowed"):
             raise ParameterError(f"model '{self.model.name}': unknown regime {self.model.regime!r}")
-        if not 8000 <= int(sample_rate) <= 192000:
-            raise UnsupportedAudioError(f"sample rate {sample_rate} Hz is outside 8000..192000 Hz")
+        if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+            raise UnsupportedAudioError(
+                f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
         if backend not in ("torch", "onnx"):
             raise ParameterError(f"backend {backend!r}; allowed: 'torch', 'onnx'")
         self.hops_per_step = max(1, int(hops_per_step))
@@ -117,6 +119,7 @@ class StreamingConverter:
         self._buf = np.zeros(max(1, self.max_block_size), np.float64)
         self._buf2 = np.zeros(max(1, self.max_block_size), np.float64)
         self._buf3 = np.zeros(max(1, self.max_block_size), np.float64)
+        self._buf4 = np.zeros(max(1, self.max_block_size), np.float64)
         self._ramp_per = per
         self._channels = 0
         self.xruns = 0
@@ -253,7 +256,7 @@ class StreamingConverter:
         t = self._targets
         mix = self._mix.render(float(t["mix"]), n, self._buf2)
         byp = self._byp.render(1.0 if t["bypass"] else 0.0, n, self._buf3)
-        gain = self._gain.render(10 ** (float(t["output_gain_db"]) / 20), n, np.empty(n))
+        gain = self._gain.render(10 ** (float(t["output_gain_db"]) / 20), n, self._buf4)
         processed = gain * (mix * wet + (1.0 - mix) * dry)
         out = ((1.0 - byp) * processed + byp * dry).astype(np.float32)
         return out[0] if mono_in else out

@@ -14,14 +14,20 @@ import torch
 from torch import nn
 
 
+def hz_to_mel(f: float | np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Hz -> mel (HTK / O'Shaughnessy: 2595 log10(1 + f/700)); a tensor stays a tensor."""
+    if isinstance(f, torch.Tensor):
+        return 2595.0 * torch.log10(1.0 + f / 700.0)
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m: float | np.ndarray) -> np.ndarray:
+    """mel -> Hz, the inverse of :func:`hz_to_mel` (numpy)."""
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     """Triangular HTK-style mel filters, float32 (n_mels, n_fft//2+1), each normalised to unit area."""
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    def mel_to_hz(m: np.ndarray) -> np.ndarray:
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
     freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
     edges = mel_to_hz(np.linspace(hz_to_mel(np.array(fmin)), hz_to_mel(np.array(fmax)), n_mels + 2))
     fb = np.zeros((n_mels, freqs.size), dtype=np.float64)

@@ -20,9 +20,14 @@ from svc_dsp.models.folder import read_config, sha256_file, verify_manifest
 SHIPPED_ROOT = Path(__file__).resolve().parents[2] / "presets"
 
 
+def user_root() -> Path:
+    """The user's own catalog folder: $SVC_HOST_HOME, else ~/.local/share/svc-host."""
+    return Path(os.environ.get("SVC_HOST_HOME", Path.home() / ".local" / "share" / "svc-host"))
+
+
 def catalog_roots() -> list[Path]:
     roots = [Path(p) for p in os.environ.get("SVC_HOST_PATH", "").split(os.pathsep) if p]
-    roots.append(Path(os.environ.get("SVC_HOST_HOME", Path.home() / ".local" / "share" / "svc-host")))
+    roots.append(user_root())
     roots.append(SHIPPED_ROOT)
     return roots
 

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from svc_dsp.errors import EncoderMismatchError, ModelFormatError
-from svc_dsp.features.content_causal import CausalMelEncoder, CausalMelEncoderNet
+from svc_dsp.features.content_causal import CausalMelEncoder
+from svc_dsp.features.mel import hz_to_mel
 from svc_dsp.models.base import VoiceModel, register_family
 from svc_dsp.models.cached_conv import CausalConv1d, CausalStack
 from svc_dsp.models.synth import HarmonicNoiseSynth
@@ -42,13 +43,6 @@ ARCH_DEFAULTS: dict[str, Any] = {
 }
 AMPLITUDE_MODES = ("envelope", "distribution")
 WINDOW_LOOKAHEAD_HOPS = 1  # the encoder's analysis window ends one hop after its frame
-
-
-def _mel(f: torch.Tensor | float) -> torch.Tensor | float:
-    """Hz -> mel (O'Shaughnessy), for a tensor or a float."""
-    if isinstance(f, torch.Tensor):
-        return 2595.0 * torch.log10(1.0 + f / 700.0)
-    return 2595.0 * math.log10(1.0 + f / 700.0)
 
 
 def _exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +81,7 @@ class HpnNet(nn.Module):
         self.stack = CausalStack(ch, arch["kernel_size"], list(arch["dilations"]))
         self.head = nn.Conv1d(ch, n_amp + Nb, 1)
         self.n_amp = n_amp
-        self.mel_nyquist = _mel(self.sample_rate / 2.0)
+        self.mel_nyquist = float(hz_to_mel(self.sample_rate / 2.0))
         self.synth = HarmonicNoiseSynth(self.sample_rate, self.hop, K, Nb, seed=int(arch["noise_seed"]))
         nn.init.normal_(self.spk_table, std=0.5)
 
@@ -141,7 +135,7 @@ class HpnNet(nn.Module):
         """env (B,E,k) values on the mel grid 0..Nyquist, freqs (B,K,k) Hz -> (B,K,k) by linear
         interpolation between the two nearest grid points (clamped at the ends)."""
         E = self.n_env
-        pos = (_mel(freqs) / self.mel_nyquist * (E - 1)).clamp(0.0, E - 1.0)
+        pos = (hz_to_mel(freqs) / self.mel_nyquist * (E - 1)).clamp(0.0, E - 1.0)
         i0 = torch.floor(pos).clamp(max=E - 2).long()
         w = pos - i0.to(pos.dtype)
         v0 = torch.gather(env, 1, i0)
@@ -287,7 +281,6 @@ def _load(folder: Path, cfg: dict[str, Any]) -> HpnModel:
 
 
 register_family(FAMILY, _load)
-_ = CausalMelEncoderNet
 
 
 def save_model_folder(model: HpnModel, folder: Path | str, *, bundle_encoder: bool = True,

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from svc_dsp.features.mel import hz_to_mel
+
 
 def band_noise_tables(sample_rate: int, n_bands: int, lengths: tuple[int, int], seed: int) -> np.ndarray:
     """float32 (2, n_bands, max(lengths)) unit-variance noise split into mel-spaced bands.
@@ -21,21 +23,18 @@ def band_noise_tables(sample_rate: int, n_bands: int, lengths: tuple[int, int], 
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     nyq = sample_rate / 2.0
-    mel_hi = 2595.0 * math.log10(1.0 + nyq / 700.0)
-    centres_mel = np.linspace(0.0, mel_hi, n_bands)
-    centres = 700.0 * (10.0 ** (centres_mel / 2595.0) - 1.0)
+    centres_mel = np.linspace(0.0, float(hz_to_mel(nyq)), n_bands)
     out = np.zeros((2, n_bands, max(lengths)), dtype=np.float32)
     for t, n in enumerate(lengths):
         spec = np.fft.rfft(rng.standard_normal(n))
         f = np.fft.rfftfreq(n, 1.0 / sample_rate)
-        fm = 2595.0 * np.log10(1.0 + f / 700.0)
+        fm = hz_to_mel(f)
         step = centres_mel[1] - centres_mel[0]
         for b in range(n_bands):
             d = np.clip((fm - centres_mel[b]) / step, -1.0, 1.0)
             mask = np.cos(d * np.pi / 2.0)  # squares of neighbours sum to 1
             band = np.fft.irfft(spec * mask, n)
             out[t, b, :n] = band / math.sqrt(2.0)
-    _ = centres
     return out
 
 

@@ -39,7 +39,7 @@ mix = 1.0
 """
 
 
-def _make_phrase(args: tuple[int, int, str, float]) -> tuple[np.ndarray, float]:
+def _make_phrase(args: tuple[int, int, str, float]) -> np.ndarray:
     """One sung phrase (2-3 sentences) at 24 kHz, with pauses around it; seeded by its index.
 
     A share ``parlando`` of them keeps speech's pace on the same kind of melody (voiced runs
@@ -59,7 +59,7 @@ def _make_phrase(args: tuple[int, int, str, float]) -> tuple[np.ndarray, float]:
     y, _ = sing(x, 24000, rng, stretch=(1.0, 1.25) if parlando else (1.3, 2.6))
     y *= 10.0 ** (rng.uniform(-8.0, 0.0) / 20.0)  # level variety; prepare normalises it
     pad = lambda s: np.zeros(int(s * 24000), np.float32)  # noqa: E731
-    return np.concatenate([pad(rng.uniform(0.3, 0.8)), y, pad(rng.uniform(0.3, 0.8))]), len(y) / 24000.0
+    return np.concatenate([pad(rng.uniform(0.3, 0.8)), y, pad(rng.uniform(0.3, 0.8))])
 
 
 def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlando: float = 0.0) -> float:
@@ -76,7 +76,7 @@ def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlan
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         while total < minutes * 60.0:
             batch = list(pool.map(_make_phrase, [(i, seed, voice, parlando) for i in range(idx, idx + 2 * max(1, jobs))]))
-            for y, _ in batch:
+            for y in batch:
                 save_audio(d / f"phrase_{idx:04d}.wav", y, 24000, subtype="PCM_16")
                 idx += 1
                 total += len(y) / 24000.0
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from svc_dsp.fileops import write_atomic
     from training.export import export
     from training.features import extract_features
     from training.fit import fit
@@ -136,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                             jobs=args.jobs)
     print(frep.summary())
     cfg_path = work / "train.json"
-    cfg_path.write_text(json.dumps(train_config(work / "prepared", args.tiny, args.fit_minutes), indent=1),
-                        encoding="utf-8")
+    write_atomic(cfg_path, json.dumps(train_config(work / "prepared", args.tiny, args.fit_minutes), indent=1))
     t_fit = time.monotonic()
     res = fit(work / "run", cfg_path)
     print(f"[demo] fit: step {res.step}, {time.monotonic() - t_fit:.0f} s, {res.steps_per_s:.2f} steps/s, "
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     preset = args.preset or args.out.parent.parent / "demo.toml"
     preset.parent.mkdir(parents=True, exist_ok=True)
-    preset.write_text(PRESET, encoding="utf-8")
+    write_atomic(preset, PRESET)
     print(f"[demo] exported '{xrep.folder}' ({size_mb:.2f} MB, encoder {xrep.encoder}, step {xrep.step}); "
           f"preset '{preset}'; total {time.monotonic() - t0:.0f} s")
     return 0
