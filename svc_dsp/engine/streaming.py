@@ -120,6 +120,7 @@ class StreamingConverter:
         self._buf2 = np.zeros(max(1, self.max_block_size), np.float64)
         self._buf3 = np.zeros(max(1, self.max_block_size), np.float64)
         self._buf4 = np.zeros(max(1, self.max_block_size), np.float64)
+        self._ramp_idx = np.arange(max(1, self.max_block_size))  # sample indices of a block
         self._ramp_per = per
         self._channels = 0
         self.xruns = 0
@@ -221,9 +222,9 @@ class StreamingConverter:
         if L == 0:
             return x
         size = self._dry.shape[1]
-        idx_w = (self._dry_pos + L + np.arange(n)) % size
+        idx_w = (self._dry_pos + L + self._ramp_idx[:n]) % size
         self._dry[:, idx_w] = x
-        idx_r = (self._dry_pos + np.arange(n)) % size
+        idx_r = (self._dry_pos + self._ramp_idx[:n]) % size
         out = self._dry[:, idx_r]
         self._dry_pos = (self._dry_pos + n) % size
         return out
