@@ -29,7 +29,8 @@ def _cmd_features(args: argparse.Namespace) -> int:
     from training.features import extract_features
 
     rep = extract_features(args.prep_dir, encoder_folder_or_name=args.encoder, f0_method=args.f0_method,
-                           jobs=args.jobs, f0_range=(args.f0_min, args.f0_max))
+                           jobs=args.jobs, f0_range=(args.f0_min, args.f0_max),
+                           content_variants=args.content_variants)
     print(rep.summary())
     return 1 if rep.failed and not rep.computed and not rep.up_to_date else 0
 
@@ -88,6 +89,9 @@ def add_train_subcommands(subparsers: Any) -> None:
     p.add_argument("--f0-min", type=float, default=50.0, help="lowest F0 in Hz (default 50)")
     p.add_argument("--f0-max", type=float, default=1100.0, help="highest F0 in Hz (default 1100)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--content-variants", type=int, default=0, metavar="K",
+                   help="also encode K speaker-perturbed copies of each piece (formants, pitch, tilt), "
+                        "for the training config's content_augment (default 0 = none; 4 is a good start)")
     p.set_defaults(func=_cmd_features)
 
     p = subparsers.add_parser("fit", help="train; re-run the same command to resume",

@@ -40,6 +40,9 @@ class TrainConfig:
     log_interval / eval_interval: steps between log lines / validation + checkpoint.
     keep_ckpts: newest checkpoints kept (0 = keep all); the newest good one is never deleted.
     all_in_mem: load every file's features and audio once instead of reading crops from disk.
+    content_augment: share of crops whose content units come from a speaker-perturbed copy of the
+        same audio (needs features extracted with ``--content-variants K``); the decoder then
+        learns to turn other voices' less certain units into this voice's words. 0 = off.
     seed: initialisation and crop sampling (crops of step s are a pure function of seed, rank, s).
     architecture: 'hpn' architecture keys (channels, kernel_size, dilations, speaker_dim,
         n_harmonics, n_noise_bands, noise_seed); ignored keys are errors.
@@ -69,6 +72,7 @@ class TrainConfig:
     eval_interval: int = 800
     keep_ckpts: int = 3
     all_in_mem: bool = False
+    content_augment: float = 0.0
     seed: int = 1234
     architecture: dict[str, Any] = field(default_factory=dict)
     base_model: str | None = None
@@ -110,6 +114,10 @@ def _check(cfg: TrainConfig, where: str) -> None:
         v = getattr(cfg, key)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not (lo < v <= hi) or not math.isfinite(v):
             raise bad(key, f"a number in ({lo}, {hi}]")
+    v = cfg.content_augment
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        raise bad("content_augment", "a share in [0, 1] (0 = off; e.g. 0.5 with features made with "
+                                     "--content-variants 4)")
     if not isinstance(cfg.grad_clip, (int, float)) or cfg.grad_clip < 0:
         raise bad("grad_clip", "a number >= 0 (0 = off)")
     if not (isinstance(cfg.f0_range, list) and len(cfg.f0_range) == 2 and 0 < cfg.f0_range[0] < cfg.f0_range[1]):

@@ -15,6 +15,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Item:
     feats: Path
     speaker: int
     n_frames: int
+    variants: int = 0
     cache: dict[str, np.ndarray] | None = None
 
 
@@ -49,13 +51,18 @@ class Batch:
 
 
 class CropSampler:
-    """Draws crops from the files of one split of a prepared + feature-extracted folder."""
+    """Draws crops from the files of one split of a prepared + feature-extracted folder.
+
+    ``content_augment``: share of training crops whose units are taken from one of the file's
+    speaker-perturbed copies ('units_perturbed', see :mod:`training.features`) instead of its own.
+    """
 
     def __init__(self, prep_dir: Path, split: str, speakers: dict[str, int], hop: int, *,
-                 all_in_mem: bool = False) -> None:
+                 all_in_mem: bool = False, content_augment: float = 0.0) -> None:
         self.prep_dir, self.hop, self.n_speakers = Path(prep_dir), hop, len(speakers)
+        self.content_augment = float(content_augment)
         self.items: list[Item] = []
-        missing = []
+        missing, no_variants = [], []
         for rel in read_filelist(self.prep_dir, split):
             fp = features_path(self.prep_dir, rel)
             side = fp.with_suffix(".json")
@@ -67,7 +74,15 @@ class CropSampler:
             if spk_name not in speakers:
                 raise TrainingError(f"'{rel}' belongs to speaker '{spk_name}', which speakers.json does not list; "
                                     f"re-run prepare")
-            self.items.append(Item(rel, self.prep_dir / rel, fp, speakers[spk_name], int(meta["n_frames"])))
+            if self.content_augment > 0 and not meta.get("content_variants"):
+                no_variants.append(rel)
+            self.items.append(Item(rel, self.prep_dir / rel, fp, speakers[spk_name], int(meta["n_frames"]),
+                                   int(meta.get("content_variants", 0))))
+        if no_variants:
+            raise TrainingError(f"content_augment = {self.content_augment:g} needs speaker-perturbed units, but "
+                                f"{len(no_variants)} {split} file(s) have none (e.g. '{no_variants[0]}'); run "
+                                f"'svc-host train features {self.prep_dir} --encoder NAME --content-variants 4', "
+                                f"or set content_augment = 0")
         if missing:
             warnings.warn(f"{len(missing)} {split} file(s) have no features and are left out (e.g. '{missing[0]}'); "
                           f"re-run 'svc-host train features'", stacklevel=2)
@@ -83,22 +98,34 @@ class CropSampler:
         from svc_dsp.audio.io import load_audio
 
         with np.load(it.feats) as z:
-            arrs = {k: z[k] for k in ("units", "energy", "f0")}
+            arrs = {k: z[k] for k in self._keys()}
         x, _, _ = load_audio(it.audio)
         arrs["audio"] = x.mean(axis=0).astype(np.float32)
         return arrs
 
-    def _read(self, it: Item, a: int, b: int) -> dict[str, np.ndarray]:
-        """Frames [a, b) of an item's features and the audio samples of those frames."""
+    def _keys(self) -> tuple[str, ...]:
+        base = ("units", "energy", "f0")
+        return base + ("units_perturbed",) if self.content_augment > 0 else base
+
+    def _read(self, it: Item, a: int, b: int, variant: int | None = None) -> dict[str, np.ndarray]:
+        """Frames [a, b) of an item's features and the audio samples of those frames; with
+        ``variant`` k, the units are those of the k-th perturbed copy."""
         from svc_dsp.audio.io import load_audio
+
+        def pick(arrs: Any) -> dict[str, np.ndarray]:
+            out = {k: arrs[k][a:b] for k in ("units", "energy", "f0")}
+            if variant is not None:
+                pert = arrs["units_perturbed"]
+                out["units"] = pert[variant, a:b].astype(np.float32)
+            return out
 
         if it.cache is not None:
             c = it.cache
             audio = c["audio"][a * self.hop:b * self.hop]
-            out = {k: c[k][a:b] for k in ("units", "energy", "f0")}
+            out = pick(c)
         else:
             with np.load(it.feats) as z:
-                out = {k: z[k][a:b] for k in ("units", "energy", "f0")}
+                out = pick(z)
             x, _, _ = load_audio(it.audio, start=min(a * self.hop, _n_samples(it)), frames=(b - a) * self.hop)
             audio = x.mean(axis=0).astype(np.float32)
         if audio.shape[0] < (b - a) * self.hop:  # the last frame of a file may be partial
@@ -124,7 +151,10 @@ class CropSampler:
         for i in picks:
             it = pool[int(i)]
             s0 = int(rng.integers(0, it.n_frames - window + 1))
-            parts.append((it, self._read(it, s0, s0 + window)))
+            variant = None  # no extra draws without augmentation: earlier runs' crops stay the same
+            if self.content_augment > 0 and rng.random() < self.content_augment:
+                variant = int(rng.integers(it.variants))
+            parts.append((it, self._read(it, s0, s0 + window, variant)))
         return self._collate(parts, context)
 
     def whole(self, it: Item, max_frames: int) -> Batch:

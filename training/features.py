@@ -7,6 +7,9 @@ arrays on the engine's frame grid (frame j describes the audio around sample (j+
     energy    (T,)    log mel-power sum: the 'hpn' decoder's loudness input
     f0        (T,)    Hz, 0 where unvoiced
     loudness  (T,)    dB (Hann-weighted RMS), for reports and loudness statistics
+    units_perturbed (K, T, D) float16, only with ``content_variants`` K > 0: the units of K
+                      speaker-perturbed copies of the piece (:mod:`training.content_perturb`),
+                      for the training config's ``content_augment``
 
 and a sidecar ``<n>.json`` (written last; it marks the npz complete) recording the encoder's
 sha256, the F0 method and range, and the audio's size, mtime and sha256. A re-run redoes
@@ -19,6 +22,7 @@ import json
 import multiprocessing
 import os
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +37,11 @@ from training.prepare import read_filelist, read_prepared
 
 FEATURES_VERSION = 1
 DEFAULT_F0_RANGE = (50.0, 1100.0)
+MAX_CONTENT_VARIANTS = 16
+# sidecar keys that older sidecars lack, and the value their absence means
+_ABSENT_MEANS = {"content_variants": 0}
+# settings the F0 and loudness arrays depend on (the rest may change without re-tracking F0)
+_F0_KEYS = ("f0_method", "f0_range", "sample_rate", "hop", "version")
 
 
 @dataclass
@@ -91,7 +100,7 @@ def _is_fresh(sidecar: Path, audio: Path, want: dict[str, Any]) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     for k, v in want.items():
-        if meta.get(k) != v:
+        if meta.get(k, _ABSENT_MEANS.get(k)) != v:
             return False
     st = audio.stat()
     if meta.get("audio_size") == st.st_size and meta.get("audio_mtime_ns") == st.st_mtime_ns:
@@ -119,11 +128,14 @@ def _init_worker(encoder_folder: str, threads: int | None) -> None:
 
 def compute_features(audio: np.ndarray, sample_rate: int, encoder: Any, f0_method: str,
                      f0_range: tuple[float, float] = DEFAULT_F0_RANGE,
-                     reuse: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                     reuse: dict[str, np.ndarray] | None = None, content_variants: int = 0,
+                     variant_seed: int = 0) -> dict[str, np.ndarray]:
     """Feature arrays of one mono float32 signal (see the module docstring).
 
     ``reuse``: earlier 'f0' and 'loudness' arrays of the same audio and F0 settings (only the
     encoder changed), taken as they are instead of re-tracking F0.
+    ``content_variants``: how many speaker-perturbed copies to encode into 'units_perturbed',
+    their changes drawn from ``variant_seed``.
     """
     import svc_dsp.features  # noqa: F401  (registers the F0 trackers)
     from svc_dsp.features.f0 import get_f0_tracker
@@ -137,8 +149,25 @@ def compute_features(audio: np.ndarray, sample_rate: int, encoder: Any, f0_metho
     else:
         f0 = get_f0_tracker(f0_method).track(audio, sample_rate, hop, n, f0_range[0], f0_range[1])
         loud = frame_loudness_db(audio, sample_rate, hop, n)
-    return {"units": units.astype(np.float32), "energy": energy.astype(np.float32),
-            "f0": np.asarray(f0, np.float32), "loudness": np.asarray(loud, np.float32)}
+    out = {"units": units.astype(np.float32), "energy": energy.astype(np.float32),
+           "f0": np.asarray(f0, np.float32), "loudness": np.asarray(loud, np.float32)}
+    if content_variants > 0:
+        out["units_perturbed"] = _perturbed_units(audio, sample_rate, encoder, out["f0"], hop, n,
+                                                  content_variants, variant_seed, f0_range)
+    return out
+
+
+def _perturbed_units(audio: np.ndarray, sample_rate: int, encoder: Any, f0: np.ndarray, hop: int, n: int,
+                     k: int, seed: int, f0_range: tuple[float, float]) -> np.ndarray:
+    """(k, n, D) float16 units of ``k`` speaker-perturbed copies of ``audio``."""
+    from training.content_perturb import Perturbation, perturb_voice
+
+    rng = np.random.default_rng(seed)
+    out = np.empty((k, n, encoder.dim), np.float16)
+    for i in range(k):
+        y = perturb_voice(audio, sample_rate, f0, hop, Perturbation.draw(rng), f0_range)
+        out[i] = encoder.encode_with_energy(y, sample_rate)[0][:n]
+    return out
 
 
 def _extract_one(prep_dir: str, rel: str, want: dict[str, Any]) -> tuple[str, float, str | None]:
@@ -153,11 +182,12 @@ def _extract_one(prep_dir: str, rel: str, want: dict[str, Any]) -> tuple[str, fl
             return rel, 0.0, f"sample rate {sr} Hz, the prepared set says {want['sample_rate']}; re-run prepare"
         mono = x.mean(axis=0).astype(np.float32)
         reuse = None
-        same_f0 = {**{k: v for k, v in want.items() if k != "encoder_sha256"}, "version": FEATURES_VERSION}
+        same_f0 = {k: v for k, v in {**want, "version": FEATURES_VERSION}.items() if k in _F0_KEYS}
         if _is_fresh(out.with_suffix(".json"), audio_path, same_f0):
-            with np.load(out) as z:  # only the encoder changed: keep the (slow) F0
+            with np.load(out) as z:  # only the encoder or the variants changed: keep the (slow) F0
                 reuse = {"f0": z["f0"], "loudness": z["loudness"]}
-        feats = compute_features(mono, sr, _WORKER["encoder"], want["f0_method"], tuple(want["f0_range"]), reuse)
+        feats = compute_features(mono, sr, _WORKER["encoder"], want["f0_method"], tuple(want["f0_range"]), reuse,
+                                 want["content_variants"], zlib.crc32(rel.encode("utf-8")))
         out.parent.mkdir(parents=True, exist_ok=True)
         buf = _npz_bytes(feats)
         write_atomic(out, buf)
@@ -180,11 +210,15 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLike, f0_method: str = "harvest",
-                     jobs: int = 1, f0_range: tuple[float, float] = DEFAULT_F0_RANGE) -> FeatureReport:
+                     jobs: int = 1, f0_range: tuple[float, float] = DEFAULT_F0_RANGE,
+                     content_variants: int = 0) -> FeatureReport:
     """Extract features for every piece in ``prep_dir``'s file lists (train and val).
 
     ``encoder_folder_or_name``: a content-encoder folder or a catalog name (e.g. 'svc-phone-v1').
     ``f0_method``: a registered F0 tracker ('harvest' recommended for training data, 'yin' fast).
+    ``content_variants``: also encode this many speaker-perturbed copies of each piece (for the
+    training config's ``content_augment``; 0 = none). Their changes are a pure function of the
+    piece's path, so a re-run reproduces them.
     Only missing or stale features are computed; ``jobs`` > 1 uses a process pool.
     """
     import svc_dsp.features  # noqa: F401
@@ -194,6 +228,10 @@ def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLik
     prep_dir = Path(prep_dir)
     meta = read_prepared(prep_dir)
     get_f0_tracker(f0_method)  # unknown names fail here, listing the registered ones
+    if isinstance(content_variants, bool) or not isinstance(content_variants, int) or \
+            not 0 <= content_variants <= MAX_CONTENT_VARIANTS:
+        raise TrainingError(f"content_variants = {content_variants!r}; allowed: an integer 0..{MAX_CONTENT_VARIANTS} "
+                            f"(e.g. 4 for content augmentation, 0 for none)")
     sr = int(meta["sample_rate"])
     enc_folder = resolve_encoder_folder(encoder_folder_or_name)
     ref = encoder_reference(enc_folder)
@@ -204,7 +242,8 @@ def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLik
         raise TrainingError(f"encoder {enc.describe()} has {enc.frame_seconds * 1000:g} ms frames, not a whole "
                             f"number of samples at {sr} Hz; prepare at a rate where it is (e.g. 24000, 48000)")
     want = {"encoder_sha256": ref["sha256"], "f0_method": f0_method,
-            "f0_range": [float(f0_range[0]), float(f0_range[1])], "sample_rate": sr, "hop": hop}
+            "f0_range": [float(f0_range[0]), float(f0_range[1])], "sample_rate": sr, "hop": hop,
+            "content_variants": content_variants}
     rels = read_filelist(prep_dir, "train") + read_filelist(prep_dir, "val")
     report = FeatureReport(encoder=ref)
     todo = []

@@ -117,7 +117,8 @@ class Trainer:
             self.ddp = DDP(self.decoder)
         self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate, betas=(0.8, 0.99), eps=1e-8)
         self.loss_fn = MultiResolutionSTFTLoss(cfg.fft_sizes).to(self.ctx.device)
-        self.train_data = CropSampler(prep, "train", self.speakers, hop, all_in_mem=cfg.all_in_mem)
+        self.train_data = CropSampler(prep, "train", self.speakers, hop, all_in_mem=cfg.all_in_mem,
+                                      content_augment=cfg.content_augment)
         self.val_data = CropSampler(prep, "val", self.speakers, hop, all_in_mem=cfg.all_in_mem)
         # context: every frame in the loss sees the decoder's full receptive field
         self.context = net.stack.receptive_field - 1 + net.conv_in.pad

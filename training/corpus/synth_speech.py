@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.content_perturb import warp_envelope
+
 SAMPLE_RATE = 16000
 PHONES: tuple[str, ...] = (
     "sil", "aa", "ae", "ah", "ao", "aw", "ay", "b", "ch", "d", "dh", "eh", "er", "ey", "f", "g",
@@ -215,13 +217,6 @@ def _melody(n_frames: int, frame_s: float, centre_hz: float, rng: np.random.Gene
     return centre_hz * 2.0 ** (f0 / 12.0)
 
 
-def _warp_envelope(sp: np.ndarray, warp: float) -> np.ndarray:
-    """sp'(f) = sp(f / warp): formants move by ``warp`` (edge bins are held)."""
-    bins = np.arange(sp.shape[1], dtype=np.float64)
-    src = np.clip(bins / warp, 0, sp.shape[1] - 1)
-    return np.stack([np.interp(src, bins, row) for row in sp])
-
-
 def render_variant(x: np.ndarray, ends: np.ndarray, v: Variant) -> tuple[np.ndarray, np.ndarray]:
     """WORLD resynthesis of ``x`` (16 kHz) under ``v``; returns (audio, scaled phone ends)."""
     import pyworld as pw
@@ -243,7 +238,7 @@ def render_variant(x: np.ndarray, ends: np.ndarray, v: Variant) -> tuple[np.ndar
     else:
         f0 = f0 * v.f0_scale
     if v.warp != 1.0:
-        sp = _warp_envelope(sp, v.warp)
+        sp = warp_envelope(sp, v.warp)
     if v.speed != 1.0:
         n_new = max(2, int(round(len(f0) / v.speed)))
         src = np.minimum(np.arange(n_new) * v.speed, len(f0) - 1)

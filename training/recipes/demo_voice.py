@@ -5,9 +5,10 @@
 1. A target singer: festival's ``cmu_us_slt_arctic_hts`` speaks varied sentences, and WORLD
    re-sings them on generated melodies from A3 to E5 (held notes, vibrato, glides;
    ``--parlando`` adds phrases at speaking pace); about 14 minutes of audio (``--tiny``: about 30 s, yin F0, 12 steps of a small model).
-2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0) -> ``fit`` (a budget of
-   65 CPU-minutes, on 1 thread by default) -> ``export`` into ``--out`` (speaker
-   "demo"), checked by reloading through the engine's loader.
+2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0, 4 speaker-perturbed
+   copies of each piece for content augmentation) -> ``fit`` (a budget of 65 CPU-minutes, on
+   1 thread by default; half the crops read a perturbed copy's units) -> ``export`` into
+   ``--out`` (speaker "demo"), checked by reloading through the engine's loader.
 3. The preset ``presets/demo.toml`` (model "demo", transpose 0, yin, loudness_match 1, mix 1).
 
 Intermediate files go to ``--work`` (default ``out/demo_voice``); re-running reuses the
@@ -27,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 SPEAKER = "demo"
 PARLANDO = 0.0  # 0.3 was tried: speech similarity to the target fell (docs/training.md)
+CONTENT_VARIANTS = 4
+CONTENT_AUGMENT = 0.5
 PRESET = """format_version = 1
 model = "demo"
 description = "Bundled demo voice: a synthetic singer (festival slt re-sung with WORLD)."
@@ -83,14 +86,15 @@ def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlan
     return total
 
 
-def train_config(prep: Path, tiny: bool, fit_minutes: float) -> dict:
+def train_config(prep: Path, tiny: bool, fit_minutes: float, content_augment: float = CONTENT_AUGMENT) -> dict:
     if tiny:
         return {"prep_dir": str(prep), "max_steps": 12, "batch_size": 4, "segment_seconds": 0.5,
                 "log_interval": 6, "eval_interval": 6, "keep_ckpts": 2, "seed": 1, "val_max_seconds": 2.0,
+                "content_augment": content_augment,
                 "architecture": {"channels": 32, "dilations": [1, 2, 4], "n_harmonics": 32}}
     return {"prep_dir": str(prep), "max_steps": 100000, "cpu_limit_minutes": fit_minutes, "batch_size": 8,
             "segment_seconds": 1.0, "learning_rate": 2e-3, "lr_decay": 0.99, "log_interval": 100, "eval_interval": 500,
-            "keep_ckpts": 2, "seed": 1, "f0_range": [50.0, 1100.0]}
+            "keep_ckpts": 2, "seed": 1, "f0_range": [50.0, 1100.0], "content_augment": content_augment}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--parlando", type=float, default=PARLANDO,
                     help=f"share of phrases sung at speaking pace (default {PARLANDO})")
+    ap.add_argument("--content-variants", type=int, default=None,
+                    help=f"speaker-perturbed copies per piece (default {CONTENT_VARIANTS}; --tiny: 1)")
+    ap.add_argument("--content-augment", type=float, default=CONTENT_AUGMENT,
+                    help=f"share of training crops with a perturbed copy's units (default {CONTENT_AUGMENT}; 0 = off)")
     args = ap.parse_args(argv)
 
     import torch
@@ -133,11 +141,13 @@ def main(argv: list[str] | None = None) -> int:
                   jobs=args.jobs)
     print(rep.summary())
     f0_method = args.f0_method or ("yin" if args.tiny else "harvest")
+    variants = args.content_variants if args.content_variants is not None else (1 if args.tiny else CONTENT_VARIANTS)
     frep = extract_features(work / "prepared", encoder_folder_or_name=args.encoder, f0_method=f0_method,
-                            jobs=args.jobs)
+                            jobs=args.jobs, content_variants=variants)
     print(frep.summary())
     cfg_path = work / "train.json"
-    write_atomic(cfg_path, json.dumps(train_config(work / "prepared", args.tiny, args.fit_minutes), indent=1))
+    write_atomic(cfg_path, json.dumps(train_config(work / "prepared", args.tiny, args.fit_minutes,
+                                                   args.content_augment if variants else 0.0), indent=1))
     t_fit = time.monotonic()
     res = fit(work / "run", cfg_path)
     print(f"[demo] fit: step {res.step}, {time.monotonic() - t_fit:.0f} s, {res.steps_per_s:.2f} steps/s, "
