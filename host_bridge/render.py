@@ -196,6 +196,7 @@ class _BlockReader:
 def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int, w: Any,
                    res: RenderResult) -> None:
     from host_bridge.automation import Automator, resolve_lanes
+    from svc_dsp.audio.io import non_finite_warning, replace_non_finite
 
     sr, C = info.sample_rate, info.channels
     lanes = resolve_lanes(automation, sr)
@@ -214,11 +215,8 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
             blk = reader.read(have) if have else np.zeros((C, 0), np.float32)
             if have < m:
                 blk = np.concatenate([blk, np.zeros((C, m - have), np.float32)], axis=1)
-            bad = ~np.isfinite(blk)
-            if bad.any():
-                n_nan += int(np.isnan(blk).sum())
-                n_inf += int(bad.sum()) - int(np.isnan(blk).sum())
-                blk = np.where(bad, np.float32(0), blk)
+            blk, k_nan, k_inf = replace_non_finite(blk)
+            n_nan, n_inf = n_nan + k_nan, n_inf + k_inf
             s = 0
             while s < m:  # split at automation points: each lands on its exact sample
                 auto.apply_until(pos + s)
@@ -230,8 +228,7 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
                     w.write(y[:, a - pos - s:b - pos - s])
                 s = e
             pos += m
-        if n_nan or n_inf:
-            res.warnings.append(f"{n_nan} NaN and {n_inf} inf samples replaced by 0")
+        res.warnings += non_finite_warning(n_nan, n_inf)
     finally:
         reader.close()
         for e, state in saved:
@@ -243,11 +240,11 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
 _WORKER_CONVERTER: Any = None
 
 
-def _worker_init(model_ref: str, params: dict[str, Any]) -> None:
+def _worker_init(model_ref: str, params: dict[str, Any], threads: int = 1) -> None:
     global _WORKER_CONVERTER
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, threads))
     from svc_dsp.engine.converter import Converter
 
     _WORKER_CONVERTER = Converter(model_ref, **params)
@@ -285,7 +282,7 @@ def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
 
     ctx = mp.get_context("spawn")  # torch and fork do not mix
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(model_ref, params)) as ex:
+                             initargs=(model_ref, params, threads)) as ex:
         futs = {ex.submit(_worker_render, str(s), str(d), existing, subtype, automation): i
                 for i, (s, d) in enumerate(pairs)}
         done: dict[int, RenderResult] = {}

@@ -36,8 +36,8 @@ FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 _EXT_ALIASES = {"AIF": "AIFF", "AIFC": "AIFF", "OGA": "OGG", "OPUS": "OGG"}
 
 __all__ = [
-    "AudioInfo", "read_info", "load_audio", "iter_blocks", "sanitize", "AtomicAudioWriter",
-    "save_audio", "format_from_path", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE",
+    "AudioInfo", "read_info", "load_audio", "iter_blocks", "sanitize", "replace_non_finite", "non_finite_warning",
+    "AtomicAudioWriter", "save_audio", "format_from_path", "MIN_SAMPLE_RATE", "MAX_SAMPLE_RATE",
 ]
 
 
@@ -193,6 +193,28 @@ def _blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
         ) from exc
 
 
+def replace_non_finite(audio: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Replace NaN and ±inf by 0; returns ``(audio, n_nan, n_inf)``.
+
+    ``audio`` is the input object itself (no copy) when every sample is finite or the array
+    is not floating point, else a fixed copy.
+    """
+    arr = np.asarray(audio)
+    if arr.dtype.kind != "f":
+        return audio, 0, 0
+    finite = np.isfinite(arr)
+    if finite.all():
+        return audio, 0, 0
+    n_nan = int(np.count_nonzero(np.isnan(arr)))
+    n_inf = int(arr.size - np.count_nonzero(finite) - n_nan)
+    return np.where(finite, arr, arr.dtype.type(0)), n_nan, n_inf
+
+
+def non_finite_warning(n_nan: int, n_inf: int) -> list[str]:
+    """The warning :func:`sanitize` gives for these counts (empty when both are 0)."""
+    return [f"{n_nan} NaN and {n_inf} inf samples replaced by 0"] if n_nan or n_inf else []
+
+
 def sanitize(audio: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Replace NaN and ±inf by 0.
 
@@ -200,16 +222,8 @@ def sanitize(audio: np.ndarray) -> tuple[np.ndarray, list[str]]:
     sample is finite, else a fixed copy, and ``warnings`` is e.g.
     ``["3 NaN and 1 inf samples replaced by 0"]`` (empty when nothing was replaced).
     """
-    arr = np.asarray(audio)
-    if arr.dtype.kind != "f":
-        return audio, []
-    finite = np.isfinite(arr)
-    if finite.all():
-        return audio, []
-    n_nan = int(np.count_nonzero(np.isnan(arr)))
-    n_inf = int(arr.size - np.count_nonzero(finite) - n_nan)
-    fixed = np.where(finite, arr, arr.dtype.type(0))
-    return fixed, [f"{n_nan} NaN and {n_inf} inf samples replaced by 0"]
+    fixed, n_nan, n_inf = replace_non_finite(audio)
+    return fixed, non_finite_warning(n_nan, n_inf)
 
 
 # --------------------------------------------------------------------------------------- writing

@@ -172,3 +172,18 @@ def test_converter_callers_still_work_and_offline_trackers_render_whole(random_m
     np.testing.assert_allclose(_read(tmp_path / "h.wav"), conv.convert(_read(vocal), SR), atol=1e-6)
     r = render_file(vocal, tmp_path / "h2.wav", conv, automation={"transpose": [(0, 2.0)]})
     assert r.status == "failed" and "offline tracker" in r.message and not (tmp_path / "h2.wav").exists()
+
+
+def test_streamed_render_counts_and_zeroes_non_finite_samples(random_model, tmp_path):
+    """NaN/inf spread over several chunks are replaced by 0 and counted once, in one warning."""
+    x = np.stack([sung_tone(SR, 0.5), sung_tone(SR, 0.5, seed=1)]).astype(np.float32)
+    x[0, 10] = np.nan
+    x[1, 5000] = np.inf
+    x[0, 9000] = np.nan
+    x[1, 20000] = -np.inf
+    src = tmp_path / "bad.wav"
+    sf.write(src, x.T, SR, subtype="FLOAT")
+    r = render_file(src, tmp_path / "out.wav", Chain([VoiceConversion(random_model)]), chunk_frames=4096)
+    assert r.status == "ok", r.message
+    assert r.warnings == ["2 NaN and 2 inf samples replaced by 0"]
+    assert np.isfinite(_read(tmp_path / "out.wav")).all()

@@ -83,6 +83,19 @@ def test_jobs_two_processes(stems, tmp_path, random_model_dir, capsys):
     assert _sha(out / "lead.wav") == _sha(one / "lead.wav")
 
 
+def test_worker_processes_use_the_requested_threads(random_model_dir, monkeypatch):
+    """--threads reaches each --jobs worker (it was once fixed at one thread there)."""
+    import torch
+
+    import host_bridge.render as render
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    render._worker_init(str(random_model_dir), {}, 3)
+    assert seen == [3] and render._WORKER_CONVERTER is not None
+    monkeypatch.setattr(render, "_WORKER_CONVERTER", None)
+
+
 def test_help_is_instant_no_torch():
     code = ("import sys; from host_bridge.cli import build_parser; build_parser().format_help(); "
             "print('torch' in sys.modules, 'onnxruntime' in sys.modules)")
