@@ -191,6 +191,8 @@ def build(opts: ServeOptions, *, source: Any = None) -> Server:
     host.start()
     if opts.audio != "off":
         driver.start(host)
+        if hasattr(driver, "latency_changed"):
+            session.latency_listeners.append(lambda _n: driver.latency_changed())
     transport.start()
     return Server(session, transport, driver if opts.audio != "off" else None, Feedback(session, opts.meter_rate))
 

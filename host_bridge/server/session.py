@@ -123,6 +123,9 @@ class Session:
         self.midi: Any = None               # MidiMapper
         self.follower: Any = None           # NoteFollower
         self.listeners: list[Callable[[str, Any, str], None]] = []  # (name, value, source) after a change
+        # called with the new total latency (samples) after a model swap changed it; the JACK
+        # driver re-publishes its port latency from here so hosts re-compensate
+        self.latency_listeners: list[Callable[[int], None]] = []
         self._lock = threading.RLock()
         self.worker = ControlWorker(self.error)
         self.started = time.monotonic()
@@ -200,6 +203,8 @@ class Session:
         self.model = model
         if self.host.latency_samples != old_latency:
             n, ms = self.latency()
+            for fn in self.latency_listeners:
+                fn(n)
             self.broadcast("status", "/svc/status/latency", n, ms)
 
     def load_model(self, name: str, source: str = "osc") -> None:

@@ -248,6 +248,17 @@ def test_jack_round_trip_latency_and_wet(jackd, catalog):
         rtf = osc.wait("/svc/status/rtf").args
         xr = osc.wait("/svc/status/xruns").args
         print(f"JACK round trip: reported {latency}, measured {off}; wet rms {rms:.4f}; xruns {xr}; rtf {rtf}")
+        # a model at another rate changes the latency: JACK hears of it, not only OSC clients
+        from svc_dsp.models.hpn import build_random, save_model_folder
+
+        save_model_folder(build_random(sample_rate=48000, hop=240, seed=3), catalog / "models" / "rnd48")
+        osc.send("/svc/subscribe", "status")
+        osc.drain(0.1)
+        osc.send("/svc/model/load", "rnd48")
+        new = osc.wait("/svc/status/latency", timeout=30, where=lambda m: m.args[0] != latency).args[0]
+        time.sleep(0.2)
+        assert port_latency(jack, t.client.get_port_by_name("svc:out"), 0) == (new, new)
+        assert port_latency(jack, t.client.get_port_by_name("svc:in"), 1) == (new, new)
         osc.close()
     finally:
         if t is not None:
