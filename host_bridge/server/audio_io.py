@@ -33,6 +33,32 @@ from typing import Any, Callable
 import numpy as np
 
 
+def ring_write(ring: np.ndarray, pos: int, data: np.ndarray | float, n: int | None = None) -> None:
+    """Write ``data`` ((n,) array, or one value repeated ``n`` times) into ``ring`` (cap,) at
+    the absolute sample position ``pos``, wrapping at the end. No allocation."""
+    if n is None:
+        n = int(data.shape[0])  # type: ignore[union-attr]
+    cap = ring.shape[0]
+    i = pos % cap
+    first = min(n, cap - i)
+    if isinstance(data, np.ndarray):
+        ring[i:i + first] = data[:first]
+        ring[: n - first] = data[first:n]
+    else:
+        ring[i:i + first] = data
+        ring[: n - first] = data
+
+
+def ring_read(ring: np.ndarray, pos: int, out: np.ndarray, n: int | None = None) -> None:
+    """Fill ``out[:n]`` (default: all of it) from ``ring`` at the absolute position ``pos``."""
+    n = out.shape[0] if n is None else n
+    cap = ring.shape[0]
+    j = pos % cap
+    first = min(n, cap - j)
+    out[:first] = ring[j:j + first]
+    out[first:n] = ring[: n - first]
+
+
 class EngineHost:
     """Owns the converter while audio runs. ``process_period(inp, out)`` is the callback body."""
 
@@ -134,11 +160,7 @@ class EngineHost:
         self.driver_xruns += 1
         if n <= 0 or n > self.cap // 2:
             return
-        cap = self.cap
-        i = self.in_w % cap
-        first = min(n, cap - i)
-        self.in_ring[i:i + first] = 0.0
-        self.in_ring[: n - first] = 0.0
+        ring_write(self.in_ring, self.in_w, 0.0, n)
         self.in_w += n
         self.out_r += n
         if self.direct:
@@ -147,11 +169,7 @@ class EngineHost:
     def process_period(self, inp: np.ndarray, out: np.ndarray) -> None:
         """Driver callback: ``inp`` float (n,), ``out`` float (n,) written in place."""
         n = inp.shape[0]
-        cap = self.cap
-        i = self.in_w % cap
-        first = min(n, cap - i)
-        self.in_ring[i:i + first] = inp[:first]
-        self.in_ring[: n - first] = inp[first:]
+        ring_write(self.in_ring, self.in_w, inp)
         self.in_w += n
         self.frames += n
         if self.direct:
@@ -164,10 +182,7 @@ class EngineHost:
             return
         r = self.out_r
         avail = max(0, min(n, self.out_w - r))
-        j = r % cap
-        first = min(avail, cap - j)
-        out[:first] = self.out_ring[j:j + first]
-        out[first:avail] = self.out_ring[: avail - first]
+        ring_read(self.out_ring, r, out, avail)
         if avail < n:
             out[avail:] = 0.0
             self.underruns += 1
@@ -212,18 +227,12 @@ class EngineHost:
                     self.converter.reset()
                 if self._next_converter is not None:
                     self.converter, self._next_converter = self._next_converter, None
-                s = self.eng_r % cap
-                first = min(B, cap - s)
                 blk = self._blk
-                blk[:first] = self.in_ring[s:s + first]
-                blk[first:] = self.in_ring[: B - first]
+                ring_read(self.in_ring, self.eng_r, blk)
                 t0 = time.perf_counter()
                 y = self.converter.process(blk)
                 dt = time.perf_counter() - t0
-                o = (self.eng_r + self.buffer_delay) % cap
-                first = min(B, cap - o)
-                self.out_ring[o:o + first] = y[:first]
-                self.out_ring[: B - first] = y[first:]
+                ring_write(self.out_ring, self.eng_r + self.buffer_delay, y)
                 self.eng_r += B
                 self.out_w = self.eng_r + self.buffer_delay
                 self._account(blk, y, B, dt)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from host_bridge.server.audio_io import ring_read
 from svc_dsp.engine.parameters import PARAMETERS
 from svc_dsp.errors import ParameterError, SvcError
 
@@ -256,11 +257,8 @@ class NoteFollower:
         if new < self.hop:
             return
         new -= new % self.hop
-        i = self._pos % h.cap
-        first = min(new, h.cap - i)
         buf = self._buf[:new]
-        buf[:first] = h.in_ring[i:i + first]
-        buf[first:] = h.in_ring[: new - first]
+        ring_read(h.in_ring, self._pos, buf)
         self._pos += new
         for f in self._stream.push(buf.copy()):
             if f > 0:
