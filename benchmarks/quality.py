@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +33,11 @@ TARGET = "festival:cmu_us_slt_arctic_hts"
 
 
 def synth(voice: str, text: str) -> tuple[np.ndarray, int]:
-    import soundfile as sf
+    """``engine:name`` speaks ``text``: float32 (N,) mono and its rate."""
+    from training.recipes.singing import speak
 
-    engine, name = voice.split(":", 1)
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "s.wav"
-        if engine == "flite":
-            subprocess.run(["flite", "-voice", name, "-t", text, "-o", str(out)], check=True, capture_output=True)
-        elif engine == "espeak":
-            subprocess.run(["espeak-ng", "-v", name, "-w", str(out), text], check=True, capture_output=True)
-        else:
-            subprocess.run(["text2wave", "-eval", f"(voice_{name})", "-o", str(out)], input=text.encode(),
-                           check=True, capture_output=True)
-        x, sr = sf.read(out, dtype="float32", always_2d=True)
-    return x.mean(axis=1), int(sr)
+    x, sr = speak(text, voice)
+    return x.astype(np.float32), sr
 
 
 def pyin_f0(x: np.ndarray, sr: int) -> np.ndarray:

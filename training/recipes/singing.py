@@ -69,17 +69,28 @@ def sentences(n: int, rng: np.random.Generator) -> list[str]:
 
 
 def speak(text: str, voice: str = "cmu_us_slt_arctic_hts") -> tuple[np.ndarray, int]:
-    """Speech for ``text`` from festival's ``voice`` (or flite's 'slt' when voice starts with 'flite:')."""
+    """Speech for ``text``: float64 (N,) mono and its rate in Hz.
+
+    ``voice``: a festival voice name (``cmu_us_slt_arctic_hts``, or ``festival:NAME``),
+    ``flite:NAME`` (awb, rms, slt, kal16, ...) or ``espeak:NAME`` (``en-us+m3``, ...).
+    """
     import soundfile as sf
 
+    engine, name = voice.split(":", 1) if ":" in voice else ("festival", voice)
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "s.wav"
-        if voice.startswith("flite:"):
-            cmd = [shutil.which("flite") or "flite", "-voice", voice.split(":", 1)[1], "-t", text, "-o", str(out)]
-            subprocess.run(cmd, check=True, capture_output=True)
-        else:
-            cmd = [shutil.which("text2wave") or "text2wave", "-eval", f"(voice_{voice})", "-o", str(out)]
+        if engine == "flite":
+            subprocess.run([shutil.which("flite") or "flite", "-voice", name, "-t", text, "-o", str(out)],
+                           check=True, capture_output=True)
+        elif engine == "espeak":
+            subprocess.run([shutil.which("espeak-ng") or "espeak-ng", "-v", name, "-w", str(out), text],
+                           check=True, capture_output=True)
+        elif engine == "festival":
+            cmd = [shutil.which("text2wave") or "text2wave", "-eval", f"(voice_{name})", "-o", str(out)]
             subprocess.run(cmd, input=text.encode(), check=True, capture_output=True)
+        else:
+            raise ValueError(f"voice '{voice}': unknown engine '{engine}'; allowed: festival:NAME, flite:NAME, "
+                             f"espeak:NAME or a festival voice name")
         x, sr = sf.read(out, dtype="float64")
     return (x.mean(axis=1) if x.ndim > 1 else x), int(sr)
 
