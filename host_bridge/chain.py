@@ -258,14 +258,16 @@ class Chain:
             out[:, s:s + B] = y
         return out
 
+    def _begin_new_stream(self) -> None:
+        """The next ``reset=False`` call starts a new stream (layout memory is kept); the
+        same internal method as :class:`~host_bridge.effect.VoiceConversion`'s, for nesting."""
+        self._stages = None
+
     def _prepare(self, sr: int, channels: int) -> None:
         stages: list[Any] = []
         for kind, item in self._runs():
             if kind == "ours":
-                if isinstance(item, Chain):
-                    item._stages = None
-                else:
-                    item._streaming = False  # its next reset=False call starts a new stream
+                item._begin_new_stream()
                 stages.append(_EffectStage(item, sr))
             else:
                 stages.append(_NativeStage(item, sr, channels, self.max_block_size))

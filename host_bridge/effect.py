@@ -175,6 +175,11 @@ class VoiceConversion:
         return lat + (gate.hold + release + 1) * hop_s
 
     # -- processing -------------------------------------------------------------------
+    def _begin_new_stream(self) -> None:
+        """The next ``reset=False`` call starts a new stream (a :class:`Chain` calls this when
+        it rebuilds its stages); unlike :meth:`reset`, the layout memory is kept."""
+        self._streaming = False
+
     def reset(self) -> None:
         """Clear all state (the next call starts a new stream) and forget the last array layout."""
         if self._engine is not None:
