@@ -4,7 +4,7 @@
 
 Inputs: sentences spoken and sung (WORLD re-singing) by synthesised voices that were not
 used for the target singer (flite awb/rms/kal16, festival ked, espeak-ng en-us+m3).
-Metrics (per source voice, median over sentences):
+Metrics (per source voice, median over sentences; WER pooled over them):
 - pitch: the output's F0 against the requested F0 (source F0 x 2^(t/12)), both tracked
   with librosa's pYIN (not used by the engine): median absolute error in cents and the
   share of frames more than 50 cents off (voiced in both);
@@ -15,7 +15,8 @@ Metrics (per source voice, median over sentences):
   model hears every WORLD re-sung voice as closer to every other, so sung audio is compared
   with sung audio;
 - intelligibility: word error rate of PocketSphinx (its English model ships in the wheel)
-  on the source and on the output, against the known text.
+  on the source and on the output, against the known text: word edits over all sentences
+  divided by their words (pooled, steadier than a median of a few sentences).
 Optional dependencies: `pip install resemblyzer pocketsphinx librosa` (missing ones are
 reported as "n/a", never guessed).
 """
@@ -25,6 +26,7 @@ import argparse
 import shutil
 import statistics
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +60,8 @@ def cents(ref: np.ndarray, est: np.ndarray) -> tuple[float, float]:
     return float(np.median(c)), float(np.mean(c > 50))
 
 
-def wer(ref: str, hyp: str) -> float:
+def word_errors(ref: str, hyp: str) -> tuple[int, int]:
+    """(edit distance in words, words in ``ref``); WER = the first over the second."""
     r = [w.strip(".,?!").lower() for w in ref.split()]
     h = [w.strip(".,?!").lower() for w in hyp.split()]
     d = np.zeros((len(r) + 1, len(h) + 1), int)
@@ -66,7 +69,7 @@ def wer(ref: str, hyp: str) -> float:
     for i in range(1, len(r) + 1):
         for j in range(1, len(h) + 1):
             d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (r[i - 1] != h[j - 1]))
-    return d[-1, -1] / max(1, len(r))
+    return int(d[-1, -1]), len(r)
 
 
 class Tools:
@@ -159,10 +162,10 @@ def main(argv: list[str]) -> int:
                     x, _ = sing(x, sr, np.random.default_rng(i))
                     x = x.astype(np.float32)
                 e_src = tools.embed(x, sr) if tgt is not None else None
-                w_src = wer(text, tools.transcribe(x, sr) or "") if tools.asr and style == "speech" else None
+                w_src = word_errors(text, tools.transcribe(x, sr) or "") if tools.asr and style == "speech" else None
                 inputs.append((text, x, sr, pyin_f0(x, sr), e_src, w_src))
             for name, conv in convs.items():
-                rows: dict[str, list[float]] = {k: [] for k in ("c", "g", "st", "ss", "base", "ws", "wo")}
+                rows: dict[str, list[Any]] = {k: [] for k in ("c", "g", "st", "ss", "base", "ws", "wo")}
                 for text, x, sr, f_in, e_src, w_src in inputs:
                     y = conv.convert(x, sr)
                     c, g = cents(f_in * 2 ** (args.transpose / 12), pyin_f0(y, sr))
@@ -175,14 +178,16 @@ def main(argv: list[str]) -> int:
                         rows["base"].append(float(np.dot(e_src, tgt) / np.linalg.norm(tgt)))
                     if w_src is not None:
                         rows["ws"].append(w_src)
-                        rows["wo"].append(wer(text, tools.transcribe(y, sr) or ""))
+                        rows["wo"].append(word_errors(text, tools.transcribe(y, sr) or ""))
 
                 def med(k: str) -> str:
                     v = [a for a in rows[k] if a == a]
+                    if v and isinstance(v[0], tuple):  # word errors: pooled over the sentences
+                        return f"{sum(e for e, _ in v) / max(1, sum(n for _, n in v)):.2f}"
                     return f"{statistics.median(v):.2f}" if v else "n/a"
 
                 print(f"{voice:<32}{style:<7}{Path(name).name:<{mw}}{med('c'):>7}{med('g'):>7}{med('st'):>10}"
                       f"{med('ss'):>10}{med('base'):>10}{med('ws'):>9}{med('wo'):>9}", flush=True)
     print("cents: median |output F0 - requested F0|; >50c: share of frames off by more than 50 cents; "
-          "sim: cosine of speaker embeddings (1 = same voice); WER: word error rate (speech only)")
+          "sim: cosine of speaker embeddings (1 = same voice); WER: word error rate pooled over the sentences (speech only)")
     return 0
