@@ -118,7 +118,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--sentences", type=int, default=4)
     ap.add_argument("--transpose", type=float, default=0.0)
     ap.add_argument("--sources", default=",".join(SOURCES))
+    ap.add_argument("--save", type=Path, default=None, metavar="DIR",
+                    help="also write every input and output as WAV under DIR, for listening "
+                         "(<source>_<style>_<n>_in.wav, <source>_<style>_<n>_<model>.wav)")
     args = ap.parse_args(argv)
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
     if not shutil.which("flite"):
         print("flite is not installed (apt-get install flite festival espeak-ng)")
         return 2
@@ -126,6 +131,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from benchmarks.common import machine_line
+    from svc_dsp.audio.io import save_audio
     from svc_dsp.engine.converter import Converter
     from svc_dsp.models.catalog import load_model
     from training.recipes.singing import sentences, sing
@@ -164,10 +170,16 @@ def main(argv: list[str]) -> int:
                 e_src = tools.embed(x, sr) if tgt is not None else None
                 w_src = word_errors(text, tools.transcribe(x, sr) or "") if tools.asr and style == "speech" else None
                 inputs.append((text, x, sr, pyin_f0(x, sr), e_src, w_src))
+            stem = f"{voice.replace(':', '-')}_{style}"
+            if args.save:
+                for i, (_, x, sr, *_rest) in enumerate(inputs):
+                    save_audio(args.save / f"{stem}_{i}_in.wav", x, sr)
             for name, conv in convs.items():
                 rows: dict[str, list[Any]] = {k: [] for k in ("c", "g", "st", "ss", "base", "ws", "wo")}
-                for text, x, sr, f_in, e_src, w_src in inputs:
+                for i, (text, x, sr, f_in, e_src, w_src) in enumerate(inputs):
                     y = conv.convert(x, sr)
+                    if args.save:
+                        save_audio(args.save / f"{stem}_{i}_{Path(name).name}.wav", y, sr)
                     c, g = cents(f_in * 2 ** (args.transpose / 12), pyin_f0(y, sr))
                     rows["c"].append(c)
                     rows["g"].append(g)
