@@ -148,6 +148,10 @@ def main(argv: list[str]) -> int:
                     help="also write every input and output as WAV under DIR, for listening "
                          "(<source>_<style>_<n>_in.wav, <source>_<style>_<n>_<model>.wav)")
     args = ap.parse_args(argv)
+    styles = [st for st in args.styles.split(",") if st]
+    if not styles or set(styles) - {"speech", "sung"}:
+        print(f"--styles {args.styles!r}: allowed: speech, sung or speech,sung")
+        return 2
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
     if not shutil.which("flite"):
@@ -173,7 +177,7 @@ def main(argv: list[str]) -> int:
           f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; "
           f"ASR: {', '.join(ASR_NAMES[a] for a in tools.asrs) or 'n/a'}")
     refs: dict[str, np.ndarray | None] = {}
-    for style in ("speech", "sung"):  # the target speaking, and the target singing (WORLD re-sung)
+    for style in styles:  # the target speaking, and the target singing (WORLD re-sung)
         embs = []
         for i, t in enumerate(texts[:3]):
             x, sr = synth(TARGET, t)
@@ -185,10 +189,6 @@ def main(argv: list[str]) -> int:
     hdr = (f"{'source':<32}{'style':<7}{'model':<{mw}}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}"
            f"{'src->tgt':>10}" + "".join(f"{'WER src ' + a[0]:>11}{'WER out ' + a[0]:>11}" for a in tools.asrs))
     print(hdr)
-    styles = [st for st in args.styles.split(",") if st]
-    if not styles or set(styles) - {"speech", "sung"}:
-        print(f"--styles {args.styles!r}: allowed: speech, sung or speech,sung")
-        return 2
     for voice in args.sources.split(","):
         for style in styles:
             tgt = refs[style]

@@ -13,7 +13,6 @@ features stage has already tracked, changes envelope and F0, and resynthesises.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,13 +49,6 @@ def warp_envelope(sp: np.ndarray, warp: float) -> np.ndarray:
     return np.stack([np.interp(src, bins, row) for row in sp])
 
 
-def _pyworld():  # noqa: ANN202 - module
-    with warnings.catch_warnings():  # pyworld 0.3.5 imports pkg_resources, which warns
-        warnings.simplefilter("ignore")
-        import pyworld
-    return pyworld
-
-
 def perturb_voice(audio: np.ndarray, sample_rate: int, f0: np.ndarray, hop: int,
                   change: Perturbation, f0_range: tuple[float, float] = (50.0, 1100.0)) -> np.ndarray:
     """``audio`` (float (N,) at ``sample_rate``) sung by a different-sounding voice.
@@ -64,7 +56,9 @@ def perturb_voice(audio: np.ndarray, sample_rate: int, f0: np.ndarray, hop: int,
     ``f0``: Hz per engine frame (T,), frame j centred near sample (j+1)*hop, 0 where unvoiced
     (the features stage's F0). Returns float32 (N,), peak matched to the input's.
     """
-    pw = _pyworld()
+    from svc_dsp.features.f0_world import load_pyworld
+
+    pw = load_pyworld()
     x = np.ascontiguousarray(audio, dtype=np.float64)
     n_world = x.shape[0] // hop + 1
     # WORLD frame k sits at sample k*hop; engine frame j at (j+1)*hop

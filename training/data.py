@@ -62,7 +62,7 @@ class CropSampler:
         self.prep_dir, self.hop, self.n_speakers = Path(prep_dir), hop, len(speakers)
         self.content_augment = float(content_augment)
         self.items: list[Item] = []
-        missing, no_variants = [], []
+        missing = []
         for rel in read_filelist(self.prep_dir, split):
             fp = features_path(self.prep_dir, rel)
             side = fp.with_suffix(".json")
@@ -74,10 +74,9 @@ class CropSampler:
             if spk_name not in speakers:
                 raise TrainingError(f"'{rel}' belongs to speaker '{spk_name}', which speakers.json does not list; "
                                     f"re-run prepare")
-            if self.content_augment > 0 and not meta.get("content_variants"):
-                no_variants.append(rel)
             self.items.append(Item(rel, self.prep_dir / rel, fp, speakers[spk_name], int(meta["n_frames"]),
                                    int(meta.get("content_variants", 0))))
+        no_variants = [it.rel for it in self.items if not it.variants] if self.content_augment > 0 else []
         if no_variants:
             raise TrainingError(f"content_augment = {self.content_augment:g} needs speaker-perturbed units, but "
                                 f"{len(no_variants)} {split} file(s) have none (e.g. '{no_variants[0]}'); run "
@@ -113,10 +112,9 @@ class CropSampler:
         from svc_dsp.audio.io import load_audio
 
         def pick(arrs: Any) -> dict[str, np.ndarray]:
-            out = {k: arrs[k][a:b] for k in ("units", "energy", "f0")}
-            if variant is not None:
-                pert = arrs["units_perturbed"]
-                out["units"] = pert[variant, a:b].astype(np.float32)
+            out = {k: arrs[k][a:b] for k in ("energy", "f0")}
+            out["units"] = arrs["units"][a:b] if variant is None else \
+                arrs["units_perturbed"][variant, a:b].astype(np.float32)
             return out
 
         if it.cache is not None:

@@ -14,11 +14,12 @@ import numpy as np
 
 from svc_dsp.features.f0 import F0Tracker, check_audio, check_f0_range, check_grid, register_f0_tracker
 
-__all__ = ["DioTracker", "HarvestTracker"]
+__all__ = ["DioTracker", "HarvestTracker", "load_pyworld"]
 
 
-def _pyworld() -> ModuleType:
-    """Import pyworld lazily: it pulls in pkg_resources, which is slow and warns on import."""
+def load_pyworld() -> ModuleType:
+    """Import pyworld lazily: it pulls in pkg_resources, which is slow and warns on import.
+    The one place the project imports pyworld (trackers, training augmentation, recipes)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*pkg_resources.*", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -57,7 +58,7 @@ class HarvestTracker(_WorldTracker):
     name = "harvest"
 
     def _world_f0(self, x: np.ndarray, fs: int, frame_period: float, f0_min: float, f0_max: float) -> np.ndarray:
-        pw = _pyworld()
+        pw = load_pyworld()
         f0, _ = pw.harvest(x, fs, f0_floor=f0_min, f0_ceil=f0_max, frame_period=frame_period)
         return f0
 
@@ -69,6 +70,6 @@ class DioTracker(_WorldTracker):
     name = "dio"
 
     def _world_f0(self, x: np.ndarray, fs: int, frame_period: float, f0_min: float, f0_max: float) -> np.ndarray:
-        pw = _pyworld()
+        pw = load_pyworld()
         f0, t = pw.dio(x, fs, f0_floor=f0_min, f0_ceil=f0_max, frame_period=frame_period)
         return pw.stonemask(x, f0, t, fs)

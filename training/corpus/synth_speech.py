@@ -219,10 +219,11 @@ def _melody(n_frames: int, frame_s: float, centre_hz: float, rng: np.random.Gene
 
 def render_variant(x: np.ndarray, ends: np.ndarray, v: Variant) -> tuple[np.ndarray, np.ndarray]:
     """WORLD resynthesis of ``x`` (16 kHz) under ``v``; returns (audio, scaled phone ends)."""
-    import pyworld as pw
+    from svc_dsp.features.f0_world import load_pyworld
 
     if v.kind == "orig":
         return x, ends
+    pw = load_pyworld()
     rng = np.random.default_rng(v.seed)
     fp = 5.0
     xd = x.astype(np.float64)

@@ -120,14 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--parlando", type=float, default=PARLANDO,
                     help=f"share of phrases sung at speaking pace (default {PARLANDO})")
-    ap.add_argument("--content-variants", type=int, default=None,
+    ap.add_argument("--content-variants", type=int, default=CONTENT_VARIANTS,
                     help=f"speaker-perturbed copies per piece (default {CONTENT_VARIANTS})")
     ap.add_argument("--content-augment", type=float, default=CONTENT_AUGMENT,
                     help=f"share of training crops with a perturbed copy's units (default {CONTENT_AUGMENT}; "
                          f"needs --content-variants)")
     args = ap.parse_args(argv)
-    variants = args.content_variants if args.content_variants is not None else CONTENT_VARIANTS
-    if args.content_augment > 0 and variants < 1:
+    if args.content_augment > 0 and args.content_variants < 1:
         print(f"error: --content-augment {args.content_augment:g} needs speaker-perturbed units; add "
               f"--content-variants 4 (or leave --content-augment at 0)", file=sys.stderr)
         return 2
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print(rep.summary())
     f0_method = args.f0_method or ("yin" if args.tiny else "harvest")
     frep = extract_features(work / "prepared", encoder_folder_or_name=args.encoder, f0_method=f0_method,
-                            jobs=args.jobs, content_variants=variants)
+                            jobs=args.jobs, content_variants=args.content_variants)
     print(frep.summary())
     cfg_path = work / "train.json"
     write_atomic(cfg_path, json.dumps(train_config(work / "prepared", args.tiny, args.fit_minutes,

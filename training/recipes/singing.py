@@ -12,7 +12,6 @@ import math
 import shutil
 import subprocess
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +94,6 @@ def speak(text: str, voice: str = "cmu_us_slt_arctic_hts") -> tuple[np.ndarray, 
     return (x.mean(axis=1) if x.ndim > 1 else x), int(sr)
 
 
-def _pyworld():  # noqa: ANN202 - module
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pyworld
-    return pyworld
-
-
 def melody(voiced: np.ndarray, rng: np.random.Generator, low_midi: float, high_midi: float) -> np.ndarray:
     """F0 in Hz per frame (0 where ``voiced`` is False): notes, glides, vibrato, drift."""
     n = voiced.size
@@ -137,7 +129,9 @@ def sing(speech: np.ndarray, sr: int, rng: np.random.Generator, *, low_midi: flo
          high_midi: float = 76.0, stretch: tuple[float, float] = (1.3, 2.6)) -> tuple[np.ndarray, np.ndarray]:
     """Re-sing ``speech`` (float (N,) at ``sr``) on a generated melody between ``low_midi`` and
     ``high_midi`` (A3 = 57 .. E5 = 76). Returns (audio float32 (M,) at ``sr``, F0 Hz per 5 ms frame)."""
-    pw = _pyworld()
+    from svc_dsp.features.f0_world import load_pyworld
+
+    pw = load_pyworld()
     x = np.ascontiguousarray(speech, dtype=np.float64)
     f0, t = pw.dio(x, sr, f0_floor=60.0, f0_ceil=600.0, frame_period=FRAME_MS)
     f0 = pw.stonemask(x, f0, t, sr)
