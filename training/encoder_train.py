@@ -58,7 +58,7 @@ def make_examples(clips: Sequence[Clip], net: CausalMelEncoderNet) -> list[Examp
             x[:len(c.audio)] = c.audio
             mel, _ = net.frontend(torch.from_numpy(x)[None])
             tgt = np.full(mel.shape[-1], IGNORE, dtype=np.int64)
-            tgt[shift:shift + len(lab)] = lab
+            tgt[shift:shift + len(lab)] = np.where(lab < 0, IGNORE, lab)  # NO_CLASS: not trained on
             out.append(Example(mel[0].numpy().astype(np.float16), tgt))
     return out
 
@@ -136,10 +136,11 @@ def frame_accuracy(enc: CausalMelEncoder, clips: Sequence[Clip], sample_rate: in
         x = c.audio if sample_rate == SAMPLE_RATE else soxr.resample(c.audio, SAMPLE_RATE, sample_rate)
         pred = enc.encode(x.astype(np.float32), sample_rate).argmax(axis=1)
         n = min(len(pred), len(lab))
-        ok = pred[:n] == lab[:n]
-        sp = lab[:n] != SIL
+        known = lab[:n] >= 0
+        ok = (pred[:n] == lab[:n])[known]
+        sp = lab[:n][known] != SIL
         hit += int(ok.sum())
-        tot += n
+        tot += int(known.sum())
         hit_sp += int(ok[sp].sum())
         tot_sp += int(sp.sum())
     return {"all": round(100.0 * hit / max(tot, 1), 2), "speech": round(100.0 * hit_sp / max(tot_sp, 1), 2),

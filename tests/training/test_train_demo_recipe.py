@@ -41,3 +41,25 @@ def test_demo_recipe_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert preset.model == "demo"
     assert preset.parameters == {"transpose": 0.0, "f0_method": "yin", "loudness_match": 1.0, "mix": 1.0}
     assert sum(p.stat().st_size for p in out.iterdir()) < 10e6
+
+    # the work folder keeps its phrase settings: another range is refused, not mixed in
+    rc = main(["--tiny", "--minutes", "0.25", "--jobs", "1", "--work", "work", "--out", str(out),
+               "--encoder", ENCODER_NAME, "--range", "A3-E5"])
+    assert rc == 2
+
+
+def test_note_names_and_range_checks(tmp_path: Path) -> None:
+    from training.recipes.demo_voice import generate
+    from training.recipes.singing import note_number
+
+    assert [note_number(n) for n in ("A2", "C4", "C#4", "Db4", "E5", "Bb-1")] == [45, 60, 61, 61, 76, 10]
+    for bad in ("H2", "A", "A#x", ""):
+        with pytest.raises(ValueError, match="is not a note name"):
+            note_number(bad)
+    with pytest.raises(ValueError, match="spans 7 semitones"):
+        generate(tmp_path, 0.1, 1, 1, "cmu_us_slt_arctic_hts", note_range="A3-E4")
+    old = tmp_path / "demo"
+    old.mkdir()
+    (old / "phrase_0000.wav").write_bytes(b"")  # phrases of the earlier recipe (no settings file): A3-E5
+    with pytest.raises(ValueError, match=r"'range_midi': \[57, 76\].*another --work folder"):
+        generate(tmp_path, 0.1, 1, 1, "cmu_us_slt_arctic_hts", note_range="A2-E5")

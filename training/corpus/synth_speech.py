@@ -7,6 +7,10 @@ festival (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts) writes them with
 espeak-ng (voices named ``espeak-<espeak voice>``, e.g. ``espeak-en-us+m3``) gives no
 timings: its clips carry the phone sequence flite's lexicon gives for the same text and
 NaN end times, to be filled by forced alignment (``training.encoder_train.align_clips``).
+Festival voices of other languages (``festival-it-lp`` ...; see
+:mod:`training.corpus.foreign_phones`) read the English text with their own rules; their
+phones are mapped to the 40 classes, and a phone with no English neighbour gets the label
+:data:`NO_CLASS` (left out of the loss).
 
 Augmentation keeps the labels valid: WORLD (pyworld) analysis, then F0 scaled or
 replaced by a sung melody (notes, glides, vibrato), the spectral envelope warped
@@ -32,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from training.content_perturb import warp_envelope
+from training.corpus.foreign_phones import FOREIGN_VOICES
 
 SAMPLE_RATE = 16000
 PHONES: tuple[str, ...] = (
@@ -39,6 +44,7 @@ PHONES: tuple[str, ...] = (
     "hh", "ih", "iy", "jh", "k", "l", "m", "n", "ng", "ow", "oy", "p", "r", "s", "sh", "t", "th",
     "uh", "uw", "v", "w", "y", "z", "zh")
 PHONE_INDEX = {p: i for i, p in enumerate(PHONES)}
+NO_CLASS = -1  # label of a segment whose sound has no English class (not trained on)
 _ALIASES = {"pau": "sil", "h#": "sil", "#": "sil", "ssil": "sil", "brth": "sil", "ax": "ah",
             "axr": "er", "el": "l", "em": "m", "en": "n", "nx": "n", "hv": "hh", "dx": "t"}
 
@@ -120,8 +126,12 @@ def voice_info(name: str) -> tuple[str, str, str]:
     """(engine, engine voice, speaker) of a voice name."""
     if name.startswith("espeak-"):
         return "espeak", name[len("espeak-"):], name
+    if name in FOREIGN_VOICES:
+        voice, speaker, _ = FOREIGN_VOICES[name]
+        return "festival", voice, speaker
     if name not in VOICES:
-        raise ValueError(f"unknown voice '{name}'; known: {', '.join(VOICES)} or espeak-<espeak-ng voice>")
+        raise ValueError(f"unknown voice '{name}'; known: {', '.join([*VOICES, *FOREIGN_VOICES])} "
+                         "or espeak-<espeak-ng voice>")
     return VOICES[name]
 
 
@@ -177,7 +187,29 @@ def _synth_espeak(voice: str, text: str, tmp: Path) -> tuple[np.ndarray, np.ndar
     return _read_wav(wav), np.full(len(ids), np.nan), ids
 
 
-def _synth_festival(voice: str, texts: list[str], tmp: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def map_segments(ends: np.ndarray, names: list[str], phone_map: dict[str, tuple[str, ...]], voice: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Segments in a foreign phone set -> (end times, class ids): a phone mapped to two
+    classes is split at its midpoint, one mapped to none gets :data:`NO_CLASS`."""
+    out_ends, out_ids = [], []
+    start = 0.0
+    for end, name in zip(ends, names):
+        if name not in phone_map:
+            raise ValueError(f"voice '{voice}' said phone '{name}', which its map in "
+                             "training/corpus/foreign_phones.py does not name; add it there")
+        classes = phone_map[name]
+        if len(classes) == 2:
+            out_ends += [0.5 * (start + end), end]
+            out_ids += [PHONE_INDEX[classes[0]], PHONE_INDEX[classes[1]]]
+        else:
+            out_ends.append(end)
+            out_ids.append(PHONE_INDEX[classes[0]] if classes else NO_CLASS)
+        start = float(end)
+    return np.array(out_ends, dtype=np.float64), np.array(out_ids, dtype=np.int64)
+
+
+def _synth_festival(voice: str, texts: list[str], tmp: Path, phone_map: dict[str, tuple[str, ...]] | None = None,
+                    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     lines = [f"(voice_{voice})"]
     for i, text in enumerate(texts):
         t = text.replace('"', "").replace("\\", "")
@@ -191,7 +223,10 @@ def _synth_festival(voice: str, texts: list[str], tmp: Path) -> list[tuple[np.nd
         rows = [ln.split() for ln in (tmp / f"{i}.segs").read_text().splitlines()]
         rows = [r for r in rows if len(r) == 3 and re.match(r"^[0-9.]+$", r[0])]
         ends = np.array([float(r[0]) for r in rows])
-        ids = np.array([_phone_id(r[2]) for r in rows])
+        if phone_map is None:
+            ids = np.array([_phone_id(r[2]) for r in rows])
+        else:
+            ends, ids = map_segments(ends, [r[2] for r in rows], phone_map, voice)
         out.append((_read_wav(tmp / f"{i}.wav"), ends, ids))
     return out
 
@@ -268,7 +303,8 @@ def run_job(job: Job) -> dict[str, np.ndarray]:
         elif engine == "espeak":
             base = [_synth_espeak(voice, s, tmp) for s in job.sentences]
         else:
-            base = _synth_festival(voice, list(job.sentences), tmp)
+            phone_map = FOREIGN_VOICES[job.voice][2] if job.voice in FOREIGN_VOICES else None
+            base = _synth_festival(voice, list(job.sentences), tmp, phone_map)
     audio, lengths, s_ends, s_ph, s_n, c_sent, c_var = [], [], [], [], [], [], []
     for si, (x, ends, ids) in enumerate(base):
         for vi, v in enumerate(job.variants):
@@ -337,7 +373,8 @@ def load_shard(path: str | os.PathLike, job: Job) -> list[Clip]:
 
 
 def frame_labels(ends: np.ndarray, phones: np.ndarray, n_samples: int, hop: int) -> np.ndarray:
-    """Phone id of frames j = 0..ceil(N/hop)-1, frame j taken at time (j+1)*hop (the engine grid)."""
+    """Phone id of frames j = 0..ceil(N/hop)-1, frame j taken at time (j+1)*hop (the engine grid);
+    :data:`NO_CLASS` where the segment has no class."""
     n = -(-n_samples // hop)
     t = (np.arange(n) + 1) * hop / SAMPLE_RATE
     k = np.searchsorted(ends, t, side="right")

@@ -3,7 +3,7 @@
     python -m training.recipes.demo_voice [--tiny] [--out presets/models/demo]
 
 1. A target singer: festival's ``cmu_us_slt_arctic_hts`` speaks varied sentences, and WORLD
-   re-sings them on generated melodies from A3 to E5 (held notes, vibrato, glides;
+   re-sings them on generated melodies from A2 to E5 (``--range``; held notes, vibrato, glides;
    ``--parlando`` adds phrases at speaking pace); about 14 minutes of audio (``--tiny``: about 30 s, yin F0, 12 steps of a small model).
 2. ``prepare`` -> ``features`` (encoder ``svc-phone-v1``, harvest F0) -> ``fit`` (a budget of
    65 CPU-minutes, on 1 thread by default) -> ``export`` into ``--out`` (speaker
@@ -28,6 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEAKER = "demo"
+RANGE = "A2-E5"  # A3-E5 until the v2 encoder: male voices at their own pitch came out breathy
 PARLANDO = 0.0  # 0.3 was tried: speech similarity to the target fell (docs/training.md)
 # content augmentation: 4 variants at a share of 0.5 was tried, from scratch and as a fine-tune;
 # both lost words on every source, the target's own speech included (docs/training.md)
@@ -45,7 +46,7 @@ mix = 1.0
 """
 
 
-def _make_phrase(args: tuple[int, int, str, float]) -> np.ndarray:
+def _make_phrase(args: tuple[int, int, str, float, tuple[int, int]]) -> np.ndarray:
     """One sung phrase (2-3 sentences) at 24 kHz, with pauses around it; seeded by its index.
 
     A share ``parlando`` of them keeps speech's pace on the same kind of melody (voiced runs
@@ -56,32 +57,52 @@ def _make_phrase(args: tuple[int, int, str, float]) -> np.ndarray:
     from svc_dsp.audio.resample import resample
     from training.recipes.singing import sentences, sing, speak
 
-    idx, seed, voice, share = args
+    idx, seed, voice, share, (low, high) = args
     rng = np.random.default_rng([seed, idx])
     text = " ".join(sentences(int(rng.integers(2, 4)), rng))
     parlando = share > 0 and rng.random() < share
     x, sr = speak(text, voice)
     x = resample(x.astype(np.float32), sr, 24000)
-    y, _ = sing(x, 24000, rng, stretch=(1.0, 1.25) if parlando else (1.3, 2.6))
+    y, _ = sing(x, 24000, rng, low_midi=low, high_midi=high, stretch=(1.0, 1.25) if parlando else (1.3, 2.6))
     y *= 10.0 ** (rng.uniform(-8.0, 0.0) / 20.0)  # level variety; prepare normalises it
     pad = lambda s: np.zeros(int(s * 24000), np.float32)  # noqa: E731
     return np.concatenate([pad(rng.uniform(0.3, 0.8)), y, pad(rng.uniform(0.3, 0.8))])
 
 
-def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlando: float = 0.0) -> float:
-    """Write ``raw/demo/phrase_NNNN.wav`` until ``minutes`` of singing exist; returns seconds."""
-    from svc_dsp.audio.io import save_audio
+def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlando: float = 0.0,
+             note_range: str = RANGE) -> float:
+    """Write ``raw/demo/phrase_NNNN.wav`` until ``minutes`` of singing exist; returns seconds.
 
+    The settings that shape the phrases are kept in ``raw/demo/settings.json``; phrases made
+    with other settings are never mixed in (ValueError naming both)."""
+    from svc_dsp.audio.io import save_audio
+    from svc_dsp.fileops import write_atomic
+    from training.recipes.singing import note_number
+
+    low_name, _, high_name = note_range.partition("-")
+    low, high = note_number(low_name), note_number(high_name)
+    if high - low < 12:
+        raise ValueError(f"range '{note_range}' spans {high - low} semitones; give at least an octave, "
+                         f"low-high, e.g. {RANGE}")
     d = raw / SPEAKER
     d.mkdir(parents=True, exist_ok=True)
+    settings = {"seed": seed, "voice": voice, "parlando": parlando, "range_midi": [low, high]}
+    stamp = d / "settings.json"
     done = sorted(d.glob("phrase_*.wav"))
+    old = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if done and old is None:  # phrases of a recipe version before the stamp: A3-E5
+        old = {**settings, "range_midi": [57, 76]}
+    if done and old != settings:
+        raise ValueError(f"'{d}' holds phrases made with {old}, not {settings}; use another --work folder "
+                         "or delete this one")
+    write_atomic(stamp, json.dumps(settings))
     import soundfile as sf
 
     total = sum(sf.info(str(p)).duration for p in done)
     idx = len(done)
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         while total < minutes * 60.0:
-            batch = list(pool.map(_make_phrase, [(i, seed, voice, parlando) for i in range(idx, idx + 2 * max(1, jobs))]))
+            batch = list(pool.map(_make_phrase, [(i, seed, voice, parlando, (low, high)) for i in range(idx, idx + 2 * max(1, jobs))]))
             for y in batch:
                 save_audio(d / f"phrase_{idx:04d}.wav", y, 24000, subtype="PCM_16")
                 idx += 1
@@ -118,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--voice", default="cmu_us_slt_arctic_hts", help="festival voice, or flite:slt")
     ap.add_argument("--f0-method", default=None, help="F0 tracker for features (default harvest; --tiny: yin)")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--range", default=RANGE, dest="note_range",
+                    help=f"lowest-highest note of the melodies (default {RANGE})")
     ap.add_argument("--parlando", type=float, default=PARLANDO,
                     help=f"share of phrases sung at speaking pace (default {PARLANDO})")
     ap.add_argument("--content-variants", type=int, default=CONTENT_VARIANTS,
@@ -143,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     minutes = args.minutes if args.minutes is not None else (0.4 if args.tiny else 14.0)
     work = args.work.resolve()  # the train config resolves relative paths against its own folder
     t0 = time.monotonic()
-    secs = generate(work / "dataset_raw", minutes, args.seed, args.jobs, args.voice, args.parlando)
+    try:
+        secs = generate(work / "dataset_raw", minutes, args.seed, args.jobs, args.voice, args.parlando,
+                        args.note_range)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"[demo] {secs / 60:.1f} min of singing in '{work / 'dataset_raw'}' ({time.monotonic() - t0:.0f} s)")
     rep = prepare(work / "dataset_raw", work / "prepared", sample_rate=24000, val_per_speaker=1 if args.tiny else 4,
                   jobs=args.jobs)

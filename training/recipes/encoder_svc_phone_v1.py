@@ -14,6 +14,7 @@ Two stages. Stage 1 trains on the five timed voices only and is written to
 build/encoder_runs/svc-phone-v1-stage1/model. Stage 2 labels 30 espeak-ng voices
 (accents x variants, 30 sentences each, original + one F0/warp/speed variant) by forced
 alignment with stage 1, then continues from the stage-1 weights on everything.
+(svc-phone-v2, ``encoder_svc_phone_v2.py``, is this recipe with more speakers in stage 2.)
 Both stages stop at their step count or wall-clock limit, whichever comes first (the
 learning-rate cosine follows the same clock), so a busy machine gives fewer steps;
 model.json records the steps actually run.
@@ -43,17 +44,19 @@ ESPEAK_VOICES = tuple(f"espeak-{a}+{v}" for a, v in zip(
      "klatt4", "croak", "f1", "m3", "f4", "m7", "f2", "m2", "klatt", "f5", "m6", "f3", "m4", "klatt3", "m1")))
 
 FULL: dict[str, Any] = {
-    "seed": 1234, "sentences_per_voice": 200, "sentences_per_job": 8, "test_sentences": 8,
+    "name": NAME, "delay_frames": 1, "seed": 1234, "sentences_per_voice": 200, "sentences_per_job": 8, "test_sentences": 8,
     "unseen_sentences": 16, "steps": 1800, "batch": 16, "crop_frames": 400, "max_minutes": 28.0,
     "out": str(REPO / "presets" / "encoders" / NAME), "corpus": str(REPO / "build" / "encoder_corpus"),
     "run_dir": str(REPO / "build" / "encoder_runs" / NAME), "train_voices": TRAIN_VOICES,
     "unseen_voices": UNSEEN_VOICES, "espeak_voices": ESPEAK_VOICES, "espeak_sentences": 30,
+    # festival voices of other languages (training/corpus/foreign_phones.py): none in v1
+    "foreign_voices": (), "foreign_sentences": 60,
     "aligner": str(REPO / "build" / "encoder_runs" / f"{NAME}-stage1" / "model"),
     # with espeak voices: stage 2 starts from the stage-1 weights and trains on everything
     "stage2_steps": 1200, "stage2_lr": 1e-3, "stage2_max_minutes": 30.0,
 }
 TINY: dict[str, Any] = {
-    **FULL, "espeak_voices": (), "sentences_per_voice": 2, "sentences_per_job": 2, "test_sentences": 1, "unseen_sentences": 1,
+    **FULL, "espeak_voices": (), "foreign_voices": (), "sentences_per_voice": 2, "sentences_per_job": 2, "test_sentences": 1, "unseen_sentences": 1,
     "steps": 4, "batch": 4, "crop_frames": 200, "max_minutes": 0.0,
     "train_voices": ("flite-rms", "flite-slt"), "unseen_voices": ("flite-kal16",),
 }
@@ -89,6 +92,11 @@ def plan(p: dict[str, Any], tiny: bool) -> tuple[list, dict[str, list]]:
         mine = es_text[vi * p["espeak_sentences"]:(vi + 1) * p["espeak_sentences"]]
         for k in range(0, len(mine), 10):
             train_jobs.append(Job(voice, tuple(mine[k:k + 10]), _variants(rng, True)))
+    fo_text = make_sentences(p["foreign_sentences"] * len(p["foreign_voices"]), p["seed"] + 3)
+    for vi, voice in enumerate(p["foreign_voices"]):
+        mine = fo_text[vi * p["foreign_sentences"]:(vi + 1) * p["foreign_sentences"]]
+        for k in range(0, len(mine), p["sentences_per_job"]):
+            train_jobs.append(Job(voice, tuple(mine[k:k + p["sentences_per_job"]]), _variants(rng, tiny)))
     sung = Variant("sung", f0_scale=1.25, seed=7)
     seen = tuple(test_text[:p["test_sentences"]])
     evals = {
@@ -120,7 +128,7 @@ def _align(p: dict[str, Any], clips: list, check: list, tiny: bool, processes: i
     aligner = Path(p["aligner"])
     if not (aligner / "model.json").is_file():
         log(f"stage 1: training the aligner -> {aligner}")
-        run({**p, "espeak_voices": (), "out": str(aligner), "run_dir": p["run_dir"] + "-stage1"},
+        run({**p, "espeak_voices": (), "foreign_voices": (), "out": str(aligner), "run_dir": p["run_dir"] + "-stage1"},
             tiny, False, processes, threads, log)
     enc = load_content_encoder(aligner)
     agree = []
@@ -159,7 +167,7 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
     minutes = sum(len(c.audio) for c in train_clips) / 16000 / 60
     log(f"corpus: {len(train_clips)} training clips, {minutes:.1f} min, built/loaded in {time.time() - t0:.0f}s")
 
-    cfg = et.encoder_config(NAME)
+    cfg = et.encoder_config(p["name"], delay_frames=p["delay_frames"])
     run_dir = Path(p["run_dir"])
     settings = et.TrainSettings(steps=p["steps"], batch=p["batch"], crop_frames=p["crop_frames"],
                                 seed=p["seed"], max_minutes=p["max_minutes"],
@@ -188,6 +196,8 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
         "train_voices": list(p["train_voices"]), "held_out_speaker": list(p["unseen_voices"]),
         "espeak_voices_forced_aligned": list(p["espeak_voices"]), "espeak_sentences_per_voice":
             p["espeak_sentences"] if p["espeak_voices"] else 0,
+        "foreign_voices_phone_mapped": list(p["foreign_voices"]),
+        "foreign_sentences_per_voice": p["foreign_sentences"] if p["foreign_voices"] else 0,
         "augmentation": "per 8-sentence job: original; WORLD F0 x0.7-1.5 + envelope warp x0.82-1.2 + "
                         "speed x0.85-1.2; sung melody (notes, glides, vibrato) at x0.8-1.6 median F0 + "
                         "warp x0.82-1.2 + speed x0.8-1.1; in training: level +-12 dB, EQ +-4 dB, "
@@ -204,25 +214,30 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, full: dict[str, Any] | None = None, tiny: dict[str, Any] | None = None,
+         description: str = __doc__.split("\n")[0]) -> int:
+    """The command line of this recipe; ``full``/``tiny`` replace its settings (other versions)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--tiny", action="store_true", help="a few sentences and steps (a smoke test)")
-    ap.add_argument("--out", help="model folder to write (default: presets/encoders/svc-phone-v1)")
+    name = (full or FULL)["name"]
+    ap.add_argument("--out", help=f"model folder to write (default: presets/encoders/{name})")
     ap.add_argument("--corpus", help="corpus cache folder (default: build/encoder_corpus)")
-    ap.add_argument("--run-dir", help="checkpoint folder (default: build/encoder_runs/svc-phone-v1)")
+    ap.add_argument("--run-dir", help=f"checkpoint folder (default: build/encoder_runs/{name})")
     ap.add_argument("--steps", type=int, help="training steps (overrides the recipe)")
     ap.add_argument("--max-minutes", type=float, help="stop training after this wall time (0: no limit)")
+    ap.add_argument("--delay-frames", type=int,
+                    help="trained delay in 5 ms frames; lookahead = 5 ms x (1 + this) (default: the recipe's)")
     ap.add_argument("--export-only", action="store_true", help="export the newest checkpoint, no training")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--processes", type=int, default=2, help="synthesis processes")
     a = ap.parse_args(argv)
-    p = dict(TINY if a.tiny else FULL)
+    p = dict((tiny or TINY) if a.tiny else (full or FULL))
     if a.tiny:  # everything beside the output folder, never in the shipped places
         base = Path(a.out or REPO / "build" / "encoder_tiny")
         p.update(out=str(base), corpus=str(base.parent / (base.name + "-corpus")),
                  run_dir=str(base.parent / (base.name + "-run")))
     for key, val in (("out", a.out), ("corpus", a.corpus), ("run_dir", a.run_dir), ("steps", a.steps),
-                     ("max_minutes", a.max_minutes)):
+                     ("max_minutes", a.max_minutes), ("delay_frames", a.delay_frames)):
         if val is not None:
             p[key] = val
     run(p, a.tiny, a.export_only, a.processes, a.threads, log=lambda s: print(s, flush=True))

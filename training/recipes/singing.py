@@ -94,6 +94,23 @@ def speak(text: str, voice: str = "cmu_us_slt_arctic_hts") -> tuple[np.ndarray, 
     return (x.mean(axis=1) if x.ndim > 1 else x), int(sr)
 
 
+_NOTE_STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def note_number(name: str) -> int:
+    """MIDI number of a note name in scientific pitch notation: 'A2' -> 45, 'C#4'/'Db4' -> 61."""
+    s = name.strip()
+    letter, rest = s[:1].upper(), s[1:]
+    shift = 0
+    while rest[:1] in ("#", "b"):
+        shift += 1 if rest[0] == "#" else -1
+        rest = rest[1:]
+    if letter not in _NOTE_STEPS or not rest.lstrip("-").isdigit():
+        raise ValueError(f"note '{name}' is not a note name; use a letter A-G, optional # or b, and an "
+                         "octave, e.g. A2, C#4, Eb3 (C4 is middle C)")
+    return 12 * (int(rest) + 1) + _NOTE_STEPS[letter] + shift
+
+
 def melody(voiced: np.ndarray, rng: np.random.Generator, low_midi: float, high_midi: float) -> np.ndarray:
     """F0 in Hz per frame (0 where ``voiced`` is False): notes, glides, vibrato, drift."""
     n = voiced.size

@@ -1,0 +1,90 @@
+"""Festival voices of other languages as labelled encoder data (training/corpus/foreign_phones.py)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.corpus.foreign_phones import FOREIGN_VOICES, PACKAGES
+from training.corpus.synth_speech import NO_CLASS, PHONE_INDEX, PHONES, Job, frame_labels, map_segments, run_job
+
+# festvox-ru is a 179 MB download, so CI installs the other seven voices (the recipe refuses
+# a phone its map lacks, so the Russian map is checked whenever the corpus is built).
+CI_VOICES = [v for v in FOREIGN_VOICES if v != "festival-ru-nsh"]
+PHONESET_FILES = {  # festival voice -> the phone-set definition its packages install
+    "lp_diphone": "/usr/share/festival/italian_scm/italian_phoneset.scm",
+    "upc_ca_ona_hts": "/usr/share/festival/upc_catalan/upc_catalan_phones-central.scm",
+    "czech_dita": "/usr/share/festival/czech.scm",
+    "suo_fi_lj_diphone": "/usr/share/festival/voices/finnish/suopuhe.common/finnish_phones.scm",
+}
+
+
+def test_every_map_names_only_known_classes() -> None:
+    for name, (voice, _, phone_map) in FOREIGN_VOICES.items():
+        assert voice in PACKAGES
+        for phone, classes in phone_map.items():
+            assert len(classes) <= 2, (name, phone)
+            assert all(c in PHONE_INDEX for c in classes), (name, phone, classes)
+
+
+def test_map_segments_splits_two_class_phones_and_marks_unmapped() -> None:
+    phone_map = {"#": ("sil",), "ts": ("t", "s"), "a": ("aa",), "y": ()}
+    ends, ids = map_segments(np.array([0.1, 0.3, 0.4, 0.5]), ["#", "ts", "a", "y"], phone_map, "test")
+    np.testing.assert_allclose(ends, [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert [PHONES[i] if i >= 0 else None for i in ids] == ["sil", "t", "s", "aa", None]
+    assert ids[-1] == NO_CLASS
+    with pytest.raises(ValueError, match=r"voice 'test' said phone 'q'.*add it there"):
+        map_segments(np.array([0.1]), ["q"], phone_map, "test")
+
+
+def test_unmapped_frames_are_left_out_of_training_targets() -> None:
+    import torch
+
+    from svc_dsp.features.content_causal import CausalMelEncoderNet
+    from training.corpus.synth_speech import Clip, Variant
+    from training.encoder_train import IGNORE, encoder_config, make_examples
+
+    cfg = encoder_config("t")
+    audio = np.zeros(8000, dtype=np.float32)
+    clip = Clip(audio, np.array([0.1, 0.3, 0.5]), np.array([PHONE_INDEX["sil"], NO_CLASS, PHONE_INDEX["aa"]]),
+                "test", Variant(), "")
+    torch.manual_seed(0)
+    (ex,) = make_examples([clip], CausalMelEncoderNet(cfg, 16000))
+    lab = frame_labels(clip.ends, clip.phones, len(audio), 80)
+    shift = 1 + cfg["delay_frames"]
+    tgt = ex.target[shift:shift + len(lab)]
+    assert np.all(tgt[lab == NO_CLASS] == IGNORE) and (lab == NO_CLASS).sum() == 40
+    np.testing.assert_array_equal(tgt[lab >= 0], lab[lab >= 0])
+
+
+@pytest.mark.parametrize("name", CI_VOICES)
+def test_foreign_voice_reads_english_with_mapped_timed_phones(name: str) -> None:
+    sentence = "measure the treasure, enjoy the voice of thirty young singers"
+    arrays = run_job(Job(name, (sentence,)))
+    n, ends, ids = int(arrays["lengths"][0]), arrays["seg_ends"], arrays["seg_phones"]
+    assert 2.0 < n / 16000 < 8.0 and np.abs(arrays["audio"]).max() > 3000
+    assert np.all(np.diff(ends) >= 0) and abs(ends[-1] - n / 16000) < 0.1
+    assert ids[0] == PHONE_INDEX["sil"] and ids[-1] == PHONE_INDEX["sil"]
+    speech = ids[(ids >= 0) & (ids != PHONE_INDEX["sil"])]
+    assert len(set(speech.tolist())) >= 12  # many different classes, not a collapsed map
+    assert (ids == NO_CLASS).mean() < 0.1
+
+
+@pytest.mark.parametrize("voice", sorted(PHONESET_FILES))
+def test_map_covers_the_voice_phone_set(voice: str) -> None:
+    text = Path(PHONESET_FILES[voice]).read_text(encoding="latin-1")
+    body = text[text.index("defPhoneSet"):text.index("PhoneSet.silences")]
+    rows = [r.split() for r in re.findall(r"^\s*\(([^;()]+)\)", body, flags=re.M)]
+    width = max(set(map(len, rows)), key=[len(r) for r in rows].count)  # a phone row: name + features
+    phones = [r[0] for r in rows if len(r) == width]
+    assert len(phones) > 25
+    phone_map = next(m for v, _, m in FOREIGN_VOICES.values() if v == voice)
+    assert sorted(set(phones) - set(phone_map)) == []
+
+
+def test_every_foreign_voice_package_is_in_ci() -> None:
+    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+    voices = {FOREIGN_VOICES[v][0] for v in CI_VOICES}
+    assert all(PACKAGES[v] in ci for v in voices), [PACKAGES[v] for v in voices if PACKAGES[v] not in ci]

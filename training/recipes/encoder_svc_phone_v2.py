@@ -1,0 +1,38 @@
+"""Recipe: content encoder 'svc-phone-v2' — svc-phone-v1's recipe with more speakers.
+
+    python -m training.recipes.encoder_svc_phone_v2            # full run -> presets/encoders/svc-phone-v2
+    python -m training.recipes.encoder_svc_phone_v2 --export-only   # export the newest checkpoint
+
+Stage 1 is svc-phone-v1's (the same five timed voices; its model folder under
+build/encoder_runs/svc-phone-v1-stage1 is reused, or trained if missing). Stage 2 adds to
+v1's voices and forced-aligned espeak-ng voices eight festival voices of other languages:
+Italian (lp, pc), Finnish (lj, mv), Czech (dita, ph), Russian (nsh) and Catalan (ona)
+speakers reading the English sentences with their own letter-to-sound rules, labelled with
+their own phone timings mapped to the 40 classes (training/corpus/foreign_phones.py), 60
+sentences each with the same variants as the timed voices (original, F0/warp/speed, sung).
+Needs their Debian packages (see ``foreign_phones.PACKAGES``; festvox-ru is 179 MB).
+
+v1 stays shipped beside it: models trained on v1 record its sha256 and keep loading.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from training.recipes import encoder_svc_phone_v1 as v1
+
+NAME = "svc-phone-v2"
+FOREIGN_VOICES = ("festival-it-lp", "festival-it-pc", "festival-fi-lj", "festival-fi-mv", "festival-cs-dita",
+                  "festival-cs-ph", "festival-ru-nsh", "festival-ca-ona")
+FULL: dict[str, Any] = {
+    **v1.FULL, "name": NAME, "out": str(v1.REPO / "presets" / "encoders" / NAME),
+    "run_dir": str(v1.REPO / "build" / "encoder_runs" / NAME), "foreign_voices": FOREIGN_VOICES,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return v1.main(argv, full=FULL, tiny={**v1.TINY, "name": NAME}, description=__doc__.split("\n")[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
