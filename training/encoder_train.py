@@ -12,6 +12,7 @@ crops, with level, EQ and noise-floor augmentation applied in the log-mel domain
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svc_dsp.fileops import write_atomic
 from svc_dsp.features.content_causal import DEFAULT_CONFIG, CausalMelEncoder, CausalMelEncoderNet
 from training.corpus.synth_speech import PHONE_INDEX, PHONES, SAMPLE_RATE, Clip, frame_labels
 
@@ -338,7 +340,9 @@ def train(cfg: dict[str, Any], examples: Sequence[Example], settings: TrainSetti
     if stopped_early:
         _save_checkpoint(run_dir, step, net, opt, rng)
     net.eval()
-    return net, {"steps": step, "train_seconds": round(time.time() - t0, 1), "stopped_early": stopped_early}
+    info = {"steps": step, "train_seconds": round(time.time() - t0, 1), "stopped_early": stopped_early}
+    write_atomic(run_dir / "train_info.json", json.dumps(info))  # for a later --export-only
+    return net, info
 
 
 def load_checkpoint_net(cfg: dict[str, Any], run_dir: Path) -> tuple[CausalMelEncoderNet, int]:

@@ -1,4 +1,4 @@
-"""The content-encoder recipe end to end (tiny mode) and the shipped svc-phone-v1 folder."""
+"""The content-encoder recipe end to end (tiny mode) and the shipped encoder folders."""
 from __future__ import annotations
 
 import shutil
@@ -14,7 +14,8 @@ if str(ROOT) not in sys.path:  # plain `pytest` from a checkout that is not pip-
 
 torch = pytest.importorskip("torch")
 
-SHIPPED = ROOT / "presets" / "encoders" / "svc-phone-v1"
+PRESETS = ROOT / "presets"
+SHIPPED = sorted((PRESETS / "encoders").iterdir())
 
 
 def _signal(sr: int, seconds: float = 1.3) -> np.ndarray:
@@ -80,10 +81,20 @@ def test_tiny_recipe_trains_exports_and_streams(tmp_path: Path) -> None:
     assert "unseen_speaker" in cfg["training"]["frame_accuracy_percent"]
 
 
-@pytest.mark.skipif(not SHIPPED.is_dir(), reason="presets/encoders/svc-phone-v1 has not been trained yet")
-def test_shipped_encoder_loads_and_streams() -> None:
-    _check_encoder(SHIPPED)
-    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 8e6
+@pytest.mark.parametrize("folder", SHIPPED, ids=[f.name for f in SHIPPED])
+def test_shipped_encoder_loads_and_streams(folder: Path) -> None:
+    _check_encoder(folder)
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 8e6
+
+
+def test_bundled_models_load_and_fit_the_size_budget() -> None:
+    from svc_dsp.models.catalog import load_model
+
+    assert "svc-phone-v1" in [f.name for f in SHIPPED]  # stays for the voices users trained on it
+    for model in sorted((PRESETS / "models").iterdir()):
+        assert load_model(model).sample_rate > 0
+    total = sum(f.stat().st_size for f in PRESETS.rglob("*") if f.is_file())
+    assert total <= 25e6, f"bundled model files: {total / 1e6:.1f} MB"
 
 
 def test_force_align_recovers_timings_from_clean_posteriors() -> None:

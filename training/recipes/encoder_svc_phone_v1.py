@@ -178,6 +178,9 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
     if export_only:
         net, step = et.load_checkpoint_net(cfg, run_dir)
         info = {"steps": step, "train_seconds": None, "stopped_early": True}
+        done = run_dir / "train_info.json"  # written when training ended at this checkpoint
+        if done.is_file() and json.loads(done.read_text()).get("steps") == step:
+            info = json.loads(done.read_text())
     else:
         from svc_dsp.features.content_causal import CausalMelEncoderNet
         examples = et.make_examples(train_clips, CausalMelEncoderNet(cfg, 16000))

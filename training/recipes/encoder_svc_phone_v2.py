@@ -27,6 +27,7 @@ FOREIGN_VOICES = ("festival-it-lp", "festival-it-pc", "festival-fi-lj", "festiva
 FULL: dict[str, Any] = {
     **v1.FULL, "name": NAME, "out": str(v1.REPO / "presets" / "encoders" / NAME),
     "run_dir": str(v1.REPO / "build" / "encoder_runs" / NAME), "foreign_voices": FOREIGN_VOICES,
+    "delay_frames": 3,  # 20 ms lookahead (v1: 10 ms)
 }
 
 
