@@ -12,7 +12,10 @@ their own phone timings mapped to the 40 classes (training/corpus/foreign_phones
 sentences each with the same variants as the timed voices (original, F0/warp/speed, sung).
 Needs their Debian packages (see ``foreign_phones.PACKAGES``; festvox-ru is 179 MB).
 
-v1 stays shipped beside it: models trained on v1 record its sha256 and keep loading.
+Lookahead 20 ms (``delay_frames`` 3; v1: 10 ms). Not bundled: the demo trained on it (and
+sung A2-E5) lost sung words, and the foreign voices did not raise the held-out speaker's
+frame accuracy (docs/training.md). Were it bundled, v1 would stay beside it: models trained
+on v1 record its sha256.
 """
 from __future__ import annotations
 
