@@ -88,3 +88,24 @@ def test_every_foreign_voice_package_is_in_ci() -> None:
     ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
     voices = {FOREIGN_VOICES[v][0] for v in CI_VOICES}
     assert all(PACKAGES[v] in ci for v in voices), [PACKAGES[v] for v in voices if PACKAGES[v] not in ci]
+
+
+def test_v2_recipe_adds_foreign_jobs_and_shares_v1_stage_one() -> None:
+    from training.recipes import encoder_svc_phone_v1 as v1
+    from training.recipes import encoder_svc_phone_v2 as v2
+
+    assert v2.FULL["delay_frames"] == 3 and v2.FULL["name"] == "svc-phone-v2"
+    jobs1, evals1 = v1.plan(v1.FULL, tiny=False)
+    jobs2, evals2 = v1.plan(v2.FULL, tiny=False)
+    # the v1 jobs come first, drawn identically, so their corpus shards are shared
+    assert [j.key() for j in jobs2[:len(jobs1)]] == [j.key() for j in jobs1]
+    extra = jobs2[len(jobs1):]
+    assert {j.voice for j in extra} == set(v2.FOREIGN_VOICES)
+    assert sum(len(j.sentences) for j in extra) == 60 * len(v2.FOREIGN_VOICES)
+    assert all([v.kind for v in j.variants] == ["orig", "speech", "sung"] for j in extra)
+    assert {k: [j.key() for j in js] for k, js in evals1.items()} == {k: [j.key() for j in js] for k, js in evals2.items()}
+    # stage 1 (the aligner) is trained without espeak and foreign voices: the same plan for both
+    s1 = {**v1.FULL, "espeak_voices": (), "foreign_voices": ()}
+    s2 = {**v2.FULL, "espeak_voices": (), "foreign_voices": ()}
+    assert [j.key() for j in v1.plan(s1, False)[0]] == [j.key() for j in v1.plan(s2, False)[0]]
+    assert v2.FULL["aligner"] == v1.FULL["aligner"]
