@@ -179,8 +179,9 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
         net, step = et.load_checkpoint_net(cfg, run_dir)
         info = {"steps": step, "train_seconds": None, "stopped_early": True}
         done = run_dir / "train_info.json"  # written when training ended at this checkpoint
-        if done.is_file() and json.loads(done.read_text()).get("steps") == step:
-            info = json.loads(done.read_text())
+        recorded = json.loads(done.read_text()) if done.is_file() else {}
+        if recorded.get("steps") == step:
+            info = recorded
     else:
         from svc_dsp.features.content_causal import CausalMelEncoderNet
         examples = et.make_examples(train_clips, CausalMelEncoderNet(cfg, 16000))

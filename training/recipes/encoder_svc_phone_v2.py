@@ -22,11 +22,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from training.corpus import foreign_phones
 from training.recipes import encoder_svc_phone_v1 as v1
 
 NAME = "svc-phone-v2"
-FOREIGN_VOICES = ("festival-it-lp", "festival-it-pc", "festival-fi-lj", "festival-fi-mv", "festival-cs-dita",
-                  "festival-cs-ph", "festival-ru-nsh", "festival-ca-ona")
+FOREIGN_VOICES = tuple(foreign_phones.FOREIGN_VOICES)  # all eight, in the map's order (sets the cache keys)
 FULL: dict[str, Any] = {
     **v1.FULL, "name": NAME, "out": str(v1.REPO / "presets" / "encoders" / NAME),
     "run_dir": str(v1.REPO / "build" / "encoder_runs" / NAME), "foreign_voices": FOREIGN_VOICES,
