@@ -104,8 +104,10 @@ def test_v2_recipe_adds_foreign_jobs_and_shares_v1_stage_one() -> None:
     assert sum(len(j.sentences) for j in extra) == 60 * len(v2.FOREIGN_VOICES)
     assert all([v.kind for v in j.variants] == ["orig", "speech", "sung"] for j in extra)
     assert {k: [j.key() for j in js] for k, js in evals1.items()} == {k: [j.key() for j in js] for k, js in evals2.items()}
-    # stage 1 (the aligner) is trained without espeak and foreign voices: the same plan for both
-    s1 = {**v1.FULL, "espeak_voices": (), "foreign_voices": ()}
-    s2 = {**v2.FULL, "espeak_voices": (), "foreign_voices": ()}
+    # stage 1 (the shared aligner) is v1's whichever version trains it: plan, name, delay, folders
+    s1, s2 = v1.stage1_settings(v1.FULL), v1.stage1_settings(v2.FULL)
     assert [j.key() for j in v1.plan(s1, False)[0]] == [j.key() for j in v1.plan(s2, False)[0]]
-    assert v2.FULL["aligner"] == v1.FULL["aligner"]
+    assert {k: s2[k] for k in ("name", "delay_frames", "out", "run_dir")} == \
+        {k: s1[k] for k in ("name", "delay_frames", "out", "run_dir")} == \
+        {"name": "svc-phone-v1", "delay_frames": 1, "out": v1.FULL["aligner"],
+         "run_dir": str(Path(v1.FULL["aligner"]).parent)}

@@ -115,6 +115,14 @@ def _load(jobs: list, corpus: str, processes: int) -> list:
     return [c for j, path in zip(jobs, paths) for c in load_shard(path, j)]
 
 
+def stage1_settings(p: dict[str, Any]) -> dict[str, Any]:
+    """Settings of the stage-1 aligner behind ``p['aligner']``: this recipe's (v1's) five timed
+    voices, name and delay, whichever version asks, so every version shares one aligner."""
+    aligner = Path(p["aligner"])
+    return {**p, "espeak_voices": (), "foreign_voices": (), "name": FULL["name"],
+            "delay_frames": FULL["delay_frames"], "out": str(aligner), "run_dir": str(aligner.parent)}
+
+
 def _align(p: dict[str, Any], clips: list, check: list, tiny: bool, processes: int, threads: int,
            log) -> tuple[list, dict[str, Any]]:
     """Label the espeak clips with a stage-1 encoder (this recipe without espeak voices),
@@ -128,8 +136,7 @@ def _align(p: dict[str, Any], clips: list, check: list, tiny: bool, processes: i
     aligner = Path(p["aligner"])
     if not (aligner / "model.json").is_file():
         log(f"stage 1: training the aligner -> {aligner}")
-        run({**p, "espeak_voices": (), "foreign_voices": (), "out": str(aligner), "run_dir": p["run_dir"] + "-stage1"},
-            tiny, False, processes, threads, log)
+        run(stage1_settings(p), tiny, False, processes, threads, log)
     enc = load_content_encoder(aligner)
     agree = []
     for c in check:  # align clips whose true timings we know, compare frame labels
