@@ -6,7 +6,8 @@ import importlib
 import sys
 
 SUITES = {"offline": "benchmarks.offline", "stream": "benchmarks.stream", "train": "benchmarks.train",
-          "quality": "benchmarks.quality", "serve": "benchmarks.serve", "sovits": "benchmarks.sovits"}
+          "quality": "benchmarks.quality", "serve": "benchmarks.serve", "sovits": "benchmarks.sovits",
+          "encoders": "benchmarks.encoders"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import shutil
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,15 +119,16 @@ def _split_val(n: int, val_per_speaker: int, rng: np.random.Generator) -> set[in
 
 
 def prepare(dataset_raw: Path, out_dir: Path, *, sample_rate: int = 24000, target_lufs: float = -18.0,
-            skip_loudnorm: bool = False, min_s: float = 5, max_s: float = 15, val_per_speaker: int = 2,
-            jobs: int = 1, seed: int = 0) -> PrepareReport:
+            skip_loudnorm: bool = False, min_s: float = 5, max_s: float = 15,
+            val_per_speaker: int | Mapping[str, int] = 2, jobs: int = 1, seed: int = 0) -> PrepareReport:
     """Slice, resample, mix down and loudness-normalise ``dataset_raw/<speaker>/*`` into ``out_dir``.
 
     Pieces are cut at silences (-40 dBFS, 0.3 s) to ``min_s``..``max_s`` seconds; longer
     voiced runs are cut at energy minima, shorter pieces merged with a neighbour where
     possible. Loudness is matched per source file to ``target_lufs`` with a true-peak
-    limiter at -1 dBTP (``skip_loudnorm`` keeps levels). ``jobs`` > 1 uses a process pool.
-    Unreadable files are skipped and listed in the report. Returns a :class:`PrepareReport`.
+    limiter at -1 dBTP (``skip_loudnorm`` keeps levels). ``val_per_speaker``: validation pieces
+    of every speaker, or a {speaker: count} mapping (speakers it does not name get none); never
+    more than half of a speaker's pieces. ``jobs`` > 1 uses a process pool. Unreadable files are skipped and listed in the report. Returns a :class:`PrepareReport`.
     """
     from svc_dsp.audio.io import save_audio
 
@@ -181,7 +183,8 @@ def prepare(dataset_raw: Path, out_dir: Path, *, sample_rate: int = 24000, targe
     train: list[str] = []
     val: list[str] = []
     for spk, files in per_speaker.items():
-        v = _split_val(len(files), val_per_speaker, rng)
+        want = val_per_speaker.get(spk, 0) if isinstance(val_per_speaker, Mapping) else val_per_speaker
+        v = _split_val(len(files), int(want), rng)
         for i, rel in enumerate(files):
             (val if i in v else train).append(rel)
     report.n_pieces, report.n_train, report.n_val = len(train) + len(val), len(train), len(val)

@@ -63,3 +63,33 @@ def test_note_names_and_range_checks(tmp_path: Path) -> None:
     (old / "phrase_0000.wav").write_bytes(b"")  # phrases of the earlier recipe (no settings file): A3-E5
     with pytest.raises(ValueError, match=r"'range_midi': \[57, 76\].*another --work folder"):
         generate(tmp_path, 0.1, 1, 1, "cmu_us_slt_arctic_hts", note_range="A2-E5")
+
+
+@pytest.mark.skipif(shutil.which("text2wave") is None or shutil.which("flite") is None,
+                    reason="festival (text2wave) or flite is not installed")
+def test_demo_recipe_tiny_with_an_extra_voice(tmp_path: Path) -> None:
+    from svc_dsp.models.catalog import load_model
+    from tests.training.train_helpers import ENCODER_NAME
+    from training.prepare import read_filelist
+    from training.recipes.demo_voice import main
+
+    out, work = tmp_path / "m", tmp_path / "work"
+    args = ["--tiny", "--minutes", "0.25", "--jobs", "1", "--threads", "1", "--work", str(work), "--out", str(out),
+            "--preset", str(tmp_path / "demo.toml"), "--encoder", ENCODER_NAME]
+    assert main([*args, "--extra-voices", "flite:awb", "--extra-minutes", "0.15"]) == 0
+    assert load_model(out).speakers == ["demo", "flite-awb"]  # the target stays the first (default) speaker
+    assert any("/flite-awb/" in t for t in read_filelist(work / "prepared", "train"))
+    # a work folder with a speaker the command no longer names is refused, not trained on
+    assert main(args) == 2
+
+
+def test_extra_voice_names() -> None:
+    from training.recipes.demo_voice import extra_seed, extra_speaker
+
+    assert extra_speaker("festival:lp_diphone") == "festival-lp_diphone"
+    assert extra_speaker("espeak:en-gb+m1") == "espeak-en-gb+m1"
+    assert all(extra_speaker(v) > "demo" for v in ("espeak:a", "festival:a", "flite:a"))
+    for bad in ("lp_diphone", "sapi:x", "flite:", "flite:../x"):
+        with pytest.raises(ValueError, match="give ENGINE:NAME"):
+            extra_speaker(bad)
+    assert extra_seed(2026, "flite:awb") == extra_seed(2026, "flite:awb") != extra_seed(2026, "flite:rms")

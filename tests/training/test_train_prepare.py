@@ -39,6 +39,14 @@ def test_prepare_layout_levels_and_skips(tmp_path: Path) -> None:
     assert rep.n_pieces == len(train) + len(val) and "sängerin" in rep.summary()
 
 
+def test_prepare_validation_counts_per_speaker(tmp_path: Path) -> None:
+    raw = make_dataset(tmp_path, files_per_speaker=3)
+    prepare(raw, tmp_path / "p", min_s=1.0, max_s=2.0, val_per_speaker={"sängerin": 2})
+    val = read_filelist(tmp_path / "p", "val")
+    assert len(val) == 2 and {Path(v).parts[1] for v in val} == {"sängerin"}  # alto is not named: none
+    assert any(Path(t).parts[1] == "alto" for t in read_filelist(tmp_path / "p", "train"))
+
+
 def test_prepare_skip_loudnorm_keeps_level(tmp_path: Path) -> None:
     raw = make_dataset(tmp_path)
     prepare(raw, tmp_path / "p", min_s=1.0, max_s=4.0, skip_loudnorm=True, val_per_speaker=0)

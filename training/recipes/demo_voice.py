@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -36,6 +37,7 @@ PARLANDO = 0.0  # 0.3 was tried: speech similarity to the target fell (docs/trai
 # both lost words on every source, the target's own speech included (docs/training.md)
 CONTENT_VARIANTS = 0
 CONTENT_AUGMENT = 0.0
+EXTRA_MINUTES = 1.2  # per extra voice (--extra-voices)
 PRESET = """format_version = 1
 model = "demo"
 description = "Bundled demo voice: a synthetic singer (festival slt re-sung with WORLD)."
@@ -72,11 +74,11 @@ def _make_phrase(args: tuple[int, int, str, float, tuple[int, int]]) -> np.ndarr
 
 
 def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlando: float = 0.0,
-             note_range: str = RANGE) -> float:
-    """Write ``raw/demo/phrase_NNNN.wav`` until ``minutes`` of singing exist; returns seconds.
+             note_range: str = RANGE, speaker: str = SPEAKER) -> float:
+    """Write ``raw/<speaker>/phrase_NNNN.wav`` until ``minutes`` of singing exist; returns seconds.
 
-    The settings that shape the phrases are kept in ``raw/demo/settings.json``; phrases made
-    with other settings are never mixed in (ValueError naming both)."""
+    The settings that shape the phrases are kept in ``raw/<speaker>/settings.json``; phrases
+    made with other settings are never mixed in (ValueError naming both)."""
     from svc_dsp.audio.io import save_audio
     from svc_dsp.fileops import write_atomic
     from training.recipes.singing import note_number
@@ -86,7 +88,7 @@ def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlan
     if high - low < 12:
         raise ValueError(f"range '{note_range}' spans {high - low} semitones; give at least an octave, "
                          f"low-high, e.g. {RANGE}")
-    d = raw / SPEAKER
+    d = raw / speaker
     d.mkdir(parents=True, exist_ok=True)
     settings = {"seed": seed, "voice": voice, "parlando": parlando, "range_midi": [low, high]}
     stamp = d / "settings.json"
@@ -110,6 +112,24 @@ def generate(raw: Path, minutes: float, seed: int, jobs: int, voice: str, parlan
                 idx += 1
                 total += len(y) / 24000.0
     return total
+
+
+def extra_speaker(voice: str) -> str:
+    """Speaker (folder) name of an extra voice: ``<engine>-<name>``, e.g. ``festival-lp_diphone``.
+
+    Every engine name sorts after "demo", so the target stays the model's first (default) speaker.
+    Raises ValueError for a voice that is not ``festival:NAME``, ``flite:NAME`` or ``espeak:NAME``.
+    """
+    engine, _, name = voice.partition(":")
+    if engine not in ("festival", "flite", "espeak") or not name or "/" in name:
+        raise ValueError(f"extra voice '{voice}': give ENGINE:NAME with ENGINE festival, flite or espeak, "
+                         f"e.g. festival:lp_diphone or espeak:en-gb+m1")
+    return f"{engine}-{name}"
+
+
+def extra_seed(seed: int, voice: str) -> int:
+    """Seed of an extra voice's phrases: its own sentences and melodies, whatever the list order."""
+    return (seed * 1_000_003 + zlib.crc32(voice.encode())) % 2**31
 
 
 def train_config(prep: Path, tiny: bool, fit_minutes: float, content_augment: float = CONTENT_AUGMENT) -> dict:
@@ -150,7 +170,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--content-augment", type=float, default=CONTENT_AUGMENT,
                     help=f"share of training crops with a perturbed copy's units (default {CONTENT_AUGMENT}; "
                          f"needs --content-variants)")
+    ap.add_argument("--extra-voices", default="",
+                    help="comma-separated voices (festival:NAME, flite:NAME, espeak:NAME) sung as further speakers "
+                         "beside the target, so the decoder also learns other voices' units (default: none)")
+    ap.add_argument("--extra-minutes", type=float, default=EXTRA_MINUTES,
+                    help=f"minutes of singing per extra voice (default {EXTRA_MINUTES:g})")
     args = ap.parse_args(argv)
+    extras = [v.strip() for v in args.extra_voices.split(",") if v.strip()]
+    try:
+        extra_names = [extra_speaker(v) for v in extras]
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if len(set(extra_names)) != len(extra_names):
+        print(f"error: --extra-voices names a voice twice: {args.extra_voices}", file=sys.stderr)
+        return 2
     if args.content_augment > 0 and args.content_variants < 1:
         print(f"error: --content-augment {args.content_augment:g} needs speaker-perturbed units; add "
               f"--content-variants 4 (or leave --content-augment at 0)", file=sys.stderr)
@@ -169,14 +203,23 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()  # the train config resolves relative paths against its own folder
     t0 = time.monotonic()
     try:
-        secs = generate(work / "dataset_raw", minutes, args.seed, args.jobs, args.voice, args.parlando,
+        raw = work / "dataset_raw"
+        stray = sorted(d.name for d in raw.iterdir() if d.is_dir() and d.name not in (SPEAKER, *extra_names)) \
+            if raw.is_dir() else []
+        if stray:
+            raise ValueError(f"'{raw}' holds speakers {stray} that --extra-voices does not name; name them again, "
+                             "use another --work folder or delete those folders")
+        secs = generate(raw, minutes, args.seed, args.jobs, args.voice, args.parlando,
                         args.note_range)
+        for voice, spk in zip(extras, extra_names):
+            secs += generate(raw, args.extra_minutes, extra_seed(args.seed, voice), args.jobs,
+                             voice, args.parlando, args.note_range, speaker=spk)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"[demo] {secs / 60:.1f} min of singing in '{work / 'dataset_raw'}' ({time.monotonic() - t0:.0f} s)")
-    rep = prepare(work / "dataset_raw", work / "prepared", sample_rate=24000, val_per_speaker=1 if args.tiny else 4,
-                  jobs=args.jobs)
+    print(f"[demo] {secs / 60:.1f} min of singing in '{raw}' ({time.monotonic() - t0:.0f} s)")
+    val = {SPEAKER: 1 if args.tiny else 4, **{spk: 1 for spk in extra_names}}
+    rep = prepare(raw, work / "prepared", sample_rate=24000, val_per_speaker=val, jobs=args.jobs)
     print(rep.summary())
     f0_method = args.f0_method or ("yin" if args.tiny else "harvest")
     frep = extract_features(work / "prepared", encoder_folder_or_name=args.encoder, f0_method=f0_method,
