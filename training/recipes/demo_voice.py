@@ -12,6 +12,11 @@
    this data, docs/training.md).
 3. The preset ``presets/demo.toml`` (model "demo", transpose 0, yin, loudness_match 1, mix 1).
 
+``--extra-voices festival:NAME,espeak:NAME,...`` sings further synthetic voices the same way
+(``--extra-minutes`` each, generated in batches, so a little more) as extra speakers of the
+same model, named ``<engine>-<name>`` after the target "demo", which stays the first (default)
+speaker; each gives one validation piece.
+
 Intermediate files go to ``--work`` (default ``out/demo_voice``); re-running reuses the
 generated audio and features and resumes training.
 """
