@@ -42,6 +42,13 @@ PARLANDO = 0.0  # 0.3 was tried: speech similarity to the target fell (docs/trai
 # both lost words on every source, the target's own speech included (docs/training.md)
 CONTENT_VARIANTS = 0
 CONTENT_AUGMENT = 0.0
+# Further voices sung beside the target as extra speakers (not --tiny): the decoder also learns
+# to read units that its encoder took from other voices. With these twelve the demo lost fewer
+# words of voices it never heard, spoken and sung (docs/training.md). None is a benchmark source.
+EXTRA_VOICES = ("festival:lp_diphone", "festival:pc_diphone", "festival:suo_fi_lj_diphone",
+                "festival:hy_fi_mv_diphone", "festival:czech_dita", "festival:czech_ph",
+                "festival:msu_ru_nsh_clunits", "festival:upc_ca_ona_hts", "espeak:en-gb+m1", "espeak:en-us+f2",
+                "espeak:en-gb-scotland+m4", "espeak:en-029+f3")
 EXTRA_MINUTES = 1.2  # per extra voice (--extra-voices)
 PRESET = """format_version = 1
 model = "demo"
@@ -132,6 +139,24 @@ def extra_speaker(voice: str) -> str:
     return f"{engine}-{name}"
 
 
+def check_voices(voices: list[str]) -> None:
+    """Speak one word with each voice; ValueError naming the voice, the error and (for the
+    festival voices of other languages) the Debian package that installs it."""
+    import subprocess
+
+    from training.corpus.foreign_phones import PACKAGES
+    from training.recipes.singing import speak
+
+    for voice in voices:
+        try:
+            speak("hello", voice)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as e:  # festival: no wav written
+            pkg = PACKAGES.get(voice.partition(":")[2])
+            fix = f"install it (apt install {pkg})" if pkg else "install it"
+            raise ValueError(f"voice '{voice}' does not speak here ({e}); {fix} or leave it out of "
+                             "--extra-voices") from e
+
+
 def extra_seed(seed: int, voice: str) -> int:
     """Seed of an extra voice's phrases: its own sentences and melodies, whatever the list order."""
     return (seed * 1_000_003 + zlib.crc32(voice.encode())) % 2**31
@@ -175,15 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--content-augment", type=float, default=CONTENT_AUGMENT,
                     help=f"share of training crops with a perturbed copy's units (default {CONTENT_AUGMENT}; "
                          f"needs --content-variants)")
-    ap.add_argument("--extra-voices", default="",
+    ap.add_argument("--extra-voices", default=None,
                     help="comma-separated voices (festival:NAME, flite:NAME, espeak:NAME) sung as further speakers "
-                         "beside the target, so the decoder also learns other voices' units (default: none)")
+                         "beside the target, so the decoder also learns other voices' units, or 'none' "
+                         f"(default: {len(EXTRA_VOICES)} festival and espeak voices; --tiny: none)")
     ap.add_argument("--extra-minutes", type=float, default=EXTRA_MINUTES,
                     help=f"minutes of singing per extra voice (default {EXTRA_MINUTES:g})")
     args = ap.parse_args(argv)
-    extras = [v.strip() for v in args.extra_voices.split(",") if v.strip()]
+    if args.extra_voices is None:
+        extras = [] if args.tiny else list(EXTRA_VOICES)
+    else:
+        extras = [v.strip() for v in args.extra_voices.split(",") if v.strip() and v.strip() != "none"]
     try:
         extra_names = [extra_speaker(v) for v in extras]
+        check_voices(extras)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
