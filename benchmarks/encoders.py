@@ -23,7 +23,7 @@ from typing import Any
 DEFAULT_VOICES = ("flite-kal16", "festival-kal", "festival-it-lp", "festival-it-pc", "festival-fi-lj",
                   "festival-fi-mv", "festival-cs-dita", "festival-cs-ph", "festival-ru-nsh", "festival-ca-ona")
 TEST_SEED = 1235  # the encoder recipes' held-out sentences (their seed + 1)
-SKIP_WORDS = {"jazz"}  # festival's Finnish voices stop on it ("SIOD ERROR: wrong type of argument")
+SKIP_WORDS = {"jazz"}  # festival's Finnish voices stop on it at a sentence end ("SIOD ERROR")
 
 
 def seen_voices(folder: Path) -> set[str]:

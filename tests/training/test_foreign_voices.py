@@ -72,6 +72,11 @@ def test_foreign_voice_reads_english_with_mapped_timed_phones(name: str) -> None
     assert (ids == NO_CLASS).mean() < 0.1
 
 
+def test_a_sentence_a_voice_cannot_read_names_the_voice_and_the_fix() -> None:
+    with pytest.raises(RuntimeError, match=r"festival voice 'suo_fi_lj_diphone' stopped .*stop on 'jazz'"):
+        run_job(Job("festival-fi-lj", ("I like jazz",)))
+
+
 @pytest.mark.parametrize("voice", sorted(PHONESET_FILES))
 def test_map_covers_the_voice_phone_set(voice: str) -> None:
     text = Path(PHONESET_FILES[voice]).read_text(encoding="latin-1")

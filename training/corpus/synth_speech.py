@@ -217,7 +217,11 @@ def _synth_festival(voice: str, texts: list[str], tmp: Path, phone_map: dict[str
                   f'(utt.save.segs utt "{tmp}/{i}.segs")', f"(utt.save.wave utt \"{tmp}/{i}.wav\" 'riff)"]
     script = tmp / "job.scm"
     script.write_text("\n".join(lines) + "\n")
-    subprocess.run(["festival", "-b", str(script)], capture_output=True, check=True)
+    run = subprocess.run(["festival", "-b", str(script)], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"festival voice '{voice}' stopped (exit {run.returncode}) on one of {texts}: "
+                           f"{' '.join(run.stderr.split())[-300:]}; leave out the sentence with the word it "
+                           "cannot read (festival's Finnish voices stop on 'jazz' at the end of a sentence) or the voice")
     out = []
     for i in range(len(texts)):
         rows = [ln.split() for ln in (tmp / f"{i}.segs").read_text().splitlines()]
