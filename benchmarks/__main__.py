@@ -11,9 +11,11 @@ SUITES = {"offline": "benchmarks.offline", "stream": "benchmarks.stream", "train
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("suite", choices=sorted(SUITES))
-    args, rest = ap.parse_known_args(argv)
+    # the suite's own options (its --help included) go to the suite
+    args, rest = (ap.parse_args(argv[:1]), argv[1:]) if argv and argv[0] in SUITES else ap.parse_known_args(argv)
     try:
         mod = importlib.import_module(SUITES[args.suite])
     except ModuleNotFoundError as e:

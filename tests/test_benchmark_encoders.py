@@ -24,3 +24,11 @@ def test_one_sentence_on_the_held_out_speaker(tmp_path: Path, capsys: pytest.Cap
     spoken, sung = (float(x) for x in row.split("|")[2].split("/"))
     assert 45.0 < spoken <= 100.0 and 45.0 < sung <= 100.0  # 61 / 62 here; answering "sil" scores 14
     assert "| mean of 1 voices none saw |" in out and len(list(tmp_path.glob("flite-kal16-*.npz"))) == 2
+
+
+def test_a_suites_help_is_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.__main__ import main as bench_main
+
+    with pytest.raises(SystemExit) as e:
+        bench_main(["encoders", "--help"])
+    assert e.value.code == 0 and "python -m benchmarks encoders" in capsys.readouterr().out
