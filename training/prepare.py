@@ -128,7 +128,8 @@ def prepare(dataset_raw: Path, out_dir: Path, *, sample_rate: int = 24000, targe
     possible. Loudness is matched per source file to ``target_lufs`` with a true-peak
     limiter at -1 dBTP (``skip_loudnorm`` keeps levels). ``val_per_speaker``: validation pieces
     of every speaker, or a {speaker: count} mapping (speakers it does not name get none); never
-    more than half of a speaker's pieces. ``jobs`` > 1 uses a process pool. Unreadable files are skipped and listed in the report. Returns a :class:`PrepareReport`.
+    more than half of a speaker's pieces. ``jobs`` > 1 uses a process pool. Unreadable files
+    are skipped and listed in the report. Returns a :class:`PrepareReport`.
     """
     from svc_dsp.audio.io import save_audio
 

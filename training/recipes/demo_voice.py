@@ -132,8 +132,10 @@ def extra_speaker(voice: str) -> str:
     Every engine name sorts after "demo", so the target stays the model's first (default) speaker.
     Raises ValueError for a voice that is not ``festival:NAME``, ``flite:NAME`` or ``espeak:NAME``.
     """
+    from training.recipes.singing import ENGINES
+
     engine, _, name = voice.partition(":")
-    if engine not in ("festival", "flite", "espeak") or not name or "/" in name:
+    if engine not in ENGINES or not name or "/" in name:
         raise ValueError(f"extra voice '{voice}': give ENGINE:NAME with ENGINE festival, flite or espeak, "
                          f"e.g. festival:lp_diphone or espeak:en-gb+m1")
     return f"{engine}-{name}"
@@ -213,12 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         extras = [v.strip() for v in args.extra_voices.split(",") if v.strip() and v.strip() != "none"]
     try:
         extra_names = [extra_speaker(v) for v in extras]
+        if len(set(extra_names)) != len(extra_names):
+            raise ValueError(f"--extra-voices names a voice twice: {args.extra_voices}")
         check_voices(extras)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    if len(set(extra_names)) != len(extra_names):
-        print(f"error: --extra-voices names a voice twice: {args.extra_voices}", file=sys.stderr)
         return 2
     if args.content_augment > 0 and args.content_variants < 1:
         print(f"error: --content-augment {args.content_augment:g} needs speaker-perturbed units; add "

@@ -43,6 +43,9 @@ ESPEAK_VOICES = tuple(f"espeak-{a}+{v}" for a, v in zip(
     ("m1", "f1", "m2", "f2", "m3", "f3", "m4", "f4", "m5", "f5", "m6", "m7", "klatt", "klatt2", "klatt3",
      "klatt4", "croak", "f1", "m3", "f4", "m7", "f2", "m2", "klatt", "f5", "m6", "f3", "m4", "klatt3", "m1")))
 
+# how held-out sentences are sung when an encoder is judged (Variant fields; benchmarks/encoders.py too)
+EVAL_SUNG: dict[str, Any] = {"kind": "sung", "f0_scale": 1.25, "seed": 7}
+
 FULL: dict[str, Any] = {
     "name": NAME, "delay_frames": 1, "seed": 1234, "sentences_per_voice": 200, "sentences_per_job": 8, "test_sentences": 8,
     "unseen_sentences": 16, "steps": 1800, "batch": 16, "crop_frames": 400, "max_minutes": 28.0,
@@ -97,7 +100,7 @@ def plan(p: dict[str, Any], tiny: bool) -> tuple[list, dict[str, list]]:
         mine = fo_text[vi * p["foreign_sentences"]:(vi + 1) * p["foreign_sentences"]]
         for k in range(0, len(mine), p["sentences_per_job"]):
             train_jobs.append(Job(voice, tuple(mine[k:k + p["sentences_per_job"]]), _variants(rng, tiny)))
-    sung = Variant("sung", f0_scale=1.25, seed=7)
+    sung = Variant(**EVAL_SUNG)
     seen = tuple(test_text[:p["test_sentences"]])
     evals = {
         "seen_voices": [Job(v, seen, (Variant(),)) for v in p["train_voices"]],

@@ -94,6 +94,8 @@ def speak(text: str, voice: str = "cmu_us_slt_arctic_hts") -> tuple[np.ndarray, 
     return (x.mean(axis=1) if x.ndim > 1 else x), int(sr)
 
 
+ENGINES = ("festival", "flite", "espeak")  # what speak() accepts before ':' in a voice name
+
 _NOTE_STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
