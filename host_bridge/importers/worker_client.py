@@ -30,7 +30,9 @@ def unpickle_in_subprocess(path: str | os.PathLike, *, select: str | None = None
     """
     from safetensors.numpy import load_file
 
-    path = Path(path)
+    # the worker runs with its cwd at the install root: hand it an absolute path resolved here, so a
+    # relative name means the caller's file (never a file of the same name beside the package)
+    path = Path(path).resolve()
     if not path.is_file():
         raise ModelFormatError(f"{what} '{path}' does not exist")
     root = Path(__file__).resolve().parents[2]

@@ -203,3 +203,21 @@ def test_rvc_and_discriminator_files_are_refused(tmp_path):
     torch.save({"model": {"discriminators.0.convs.0.bias": torch.zeros(16)}, "iteration": 0}, d)
     with pytest.raises(ModelFormatError, match="discriminator"):
         import_sovits(d, cj, tmp_path / "o")
+
+
+def test_relative_paths_are_read_from_the_callers_cwd(sovits_catalog, tmp_path, monkeypatch):
+    """`svc-host import sovits G.pth config.json` from the user's folder: the worker reads that G.pth,
+    not a file of the same name beside the installed package."""
+    import argparse
+
+    from host_bridge.importers.cli import add_import_subcommands
+
+    work = tmp_path / "work"
+    pth, cj = write_voice(work, "rel", sovits_config())
+    monkeypatch.chdir(work)
+    ap = argparse.ArgumentParser()
+    add_import_subcommands(ap.add_subparsers(dest="what"))
+    args = ap.parse_args(["sovits", pth.name, cj.name, "-o", "voice"])
+    assert args.func(args) == 0
+    cfg = json.loads((work / "voice" / "model.json").read_text(encoding="utf-8"))
+    assert cfg["provenance"]["imported_from"] == pth.name
