@@ -169,11 +169,14 @@ def _resolve_model_and_params(args: argparse.Namespace) -> tuple[str, dict[str, 
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from host_bridge.render import plan_outputs, render_batch, summary_table
+    from host_bridge.render import render_batch, summary_table
+    from host_bridge.render_plan import plan_batch
 
+    plan = plan_batch(args.inputs, args.output, report_files=[args.json_report] if args.json_report else [])
+    plan.check()  # before anything loads or is written: a refused batch leaves every file as it was
+    pairs = plan.pairs
     model_ref, params = _resolve_model_and_params(args)
     automation = _automation_from_args(args)
-    pairs = plan_outputs(args.inputs, args.output)
     if not pairs:
         print(f"svc-host render: no audio files found in {', '.join(args.inputs)}", file=sys.stderr)
         return 2

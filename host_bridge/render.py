@@ -14,15 +14,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-AUDIO_EXTENSIONS = {".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga", ".mp3", ".w64",
-                    ".caf", ".rf64", ".au", ".snd", ".opus"}
+from host_bridge.render_plan import AUDIO_EXTENSIONS, BatchPlan, audio_files, plan_batch  # noqa: F401 (re-exported)
+
 EXISTING_POLICIES = ("skip", "overwrite", "error")
-
-
-def audio_files(folder: Path) -> list[Path]:
-    """Audio files under ``folder`` (recursive, sorted; hidden files left out)."""
-    return [f for f in sorted(folder.rglob("*"))
-            if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith(".")]
 
 
 @dataclass
@@ -46,17 +40,12 @@ class RenderResult:
 
 
 def plan_outputs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike) -> list[tuple[Path, Path]]:
-    """(input file, output file) pairs; folders are walked and their tree kept under outdir."""
-    outdir = Path(outdir)
-    pairs: list[tuple[Path, Path]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            for f in audio_files(p):
-                pairs.append((f, outdir / p.name / f.relative_to(p)))
-        else:
-            pairs.append((p, outdir / p.name))
-    return pairs
+    """(input file, output file) pairs; folders are walked and their tree kept under outdir.
+    Raises :class:`svc_dsp.errors.RenderError` when the batch would lose audio (see
+    :func:`host_bridge.render_plan.plan_batch`, which also returns the refusals as a list)."""
+    plan = plan_batch(inputs, outdir)
+    plan.check()
+    return plan.pairs
 
 
 DEFAULT_CHUNK_FRAMES = 1 << 16
