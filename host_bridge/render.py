@@ -53,7 +53,8 @@ DEFAULT_CHUNK_FRAMES = 1 << 16
 
 def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, plugins: Any, *,
                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, automation: Any = None,
-                existing: str = "skip", subtype: str | None = None) -> RenderResult:
+                existing: str = "skip", subtype: str | None = None, allow_truncated: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> RenderResult:
     """Render one file through ``plugins``, never raising for bad input: failures come back as
     a RenderResult with status 'failed' and a message that names the file, what was wrong and
     what to do.
@@ -74,6 +75,14 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, p
     (``subtype`` overrides the format), written by libsndfile through a temporary file that is
     renamed when complete; samples outside [-1, 1] are clipped for integer formats and
     counted in ``clipped_samples``; NaN/inf input samples are replaced by 0 and reported.
+
+    A file holding fewer samples than its header declares (an interrupted copy: WAV/RF64/W64/AIFF
+    by size, FLAC/MP3 when the decoder stops early) fails, naming the missing duration; with
+    ``allow_truncated`` the part that is there is rendered (the output is that long) and a
+    warning names the missing duration.
+
+    ``progress(done, total)`` is called after each block with samples per channel processed and
+    the total (file length plus the chain's latency flush); from the rendering thread.
     """
     from svc_dsp.audio.io import AtomicAudioWriter, read_info
     from svc_dsp.errors import SvcError
@@ -96,9 +105,11 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, p
             raise SvcError(f"output '{dst}' is the input file itself; choose another output folder")
         if int(chunk_frames) < 1:
             raise SvcError(f"chunk_frames={chunk_frames}; allowed: a whole number >= 1")
-        info = read_info(src)
+        info = read_info(src, allow_truncated=allow_truncated)
         res.sample_rate, res.channels = info.sample_rate, info.channels
         res.seconds_audio = info.frames / info.sample_rate
+        if info.missing_frames:
+            _truncated(src, info, info.frames, info.missing_frames, True, res)
         chain, whole = _as_chain(plugins)
         dst.parent.mkdir(parents=True, exist_ok=True)
         fmt = None if dst.suffix else info.format
@@ -108,9 +119,11 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, p
                 if automation is not None:
                     raise SvcError(f"f0_method '{whole.get('f0_method')}' is an offline tracker and cannot be "
                                    f"automated; use -f0p yin for automated renders")
-                _render_whole(src, whole, w, res)
+                _render_whole(src, info, whole, w, res, allow_truncated)
+                if progress is not None:
+                    progress(info.frames, info.frames)
             else:
-                _render_stream(src, info, chain, automation, int(chunk_frames), w, res)
+                _render_stream(src, info, chain, automation, int(chunk_frames), w, res, allow_truncated, progress)
         res.clipped_samples = w.clipped_samples
         res.status = "ok"
         if w.clipped_samples:
@@ -143,54 +156,31 @@ def _as_chain(plugins: Any) -> tuple[Any, Any]:
     return Chain([plugins]), None
 
 
-def _render_whole(src: Path, effect: Any, w: Any, res: RenderResult) -> None:
-    from svc_dsp.audio.io import load_audio, sanitize
+def _render_whole(src: Path, info: Any, effect: Any, w: Any, res: RenderResult,
+                  allow_truncated: bool = False) -> None:
+    from svc_dsp.audio.block_reader import BlockReader
+    from svc_dsp.audio.io import sanitize
 
-    audio, sr, _ = load_audio(src)
+    with BlockReader(src, info.channels, info.frames) as reader:
+        audio = reader.read(info.frames)
+    if reader.ended_early:
+        _truncated(src, info, reader.frames_read, reader.missing_frames, allow_truncated, res)
     audio, warns = sanitize(audio)
     res.warnings.extend(warns)
-    w.write(effect._process_cf(audio, sr, 8192, True))  # (C, N) already: no layout guess
-
-
-class _BlockReader:
-    """Reads (C, n) float32 blocks: pedalboard.io.AudioFile, or libsndfile for formats it lacks."""
-
-    def __init__(self, path: Path, channels: int, frames: int) -> None:
-        self.C = channels
-        try:
-            from pedalboard.io import AudioFile
-
-            self._pb: Any = AudioFile(str(path))
-            self.frames = int(self._pb.frames)
-            self._sf: Any = None
-        except Exception:  # noqa: BLE001 - e.g. .w64/.caf/.au: libsndfile reads them
-            import soundfile as sf
-
-            self._pb, self._sf, self.frames = None, sf.SoundFile(str(path)), frames
-
-    def read(self, n: int) -> np.ndarray:
-        if self._pb is not None:
-            x = self._pb.read(n)
-        else:
-            x = self._sf.read(n, dtype="float32", always_2d=True).T
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape[1] < n:  # a decoder that delivers less than it announced: keep the length
-            x = np.concatenate([x, np.zeros((self.C, n - x.shape[1]), np.float32)], axis=1)
-        return x
-
-    def close(self) -> None:
-        (self._pb or self._sf).close()
+    w.write(effect._process_cf(audio, info.sample_rate, 8192, True))  # (C, N) already: no layout guess
 
 
 def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int, w: Any,
-                   res: RenderResult) -> None:
+                   res: RenderResult, allow_truncated: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> None:
     from host_bridge.automation import Automator, resolve_lanes
+    from svc_dsp.audio.block_reader import BlockReader
     from svc_dsp.audio.io import non_finite_warning, replace_non_finite
 
     sr, C = info.sample_rate, info.channels
     lanes = resolve_lanes(automation, sr)
     saved = [(e, e.raw_state) for e in chain.effects() if hasattr(e, "raw_state")]
-    reader = _BlockReader(src, C, info.frames)
+    reader = BlockReader(src, C, info.frames)
     try:
         chain.reset()
         L = chain.latency_at(sr, C)
@@ -202,6 +192,12 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
             m = min(chunk, total - pos)
             have = max(0, min(m, n - pos))
             blk = reader.read(have) if have else np.zeros((C, 0), np.float32)
+            if blk.shape[1] < have:  # the file ends before its header says: the rest is missing
+                _truncated(src, info, reader.frames_read, reader.frames - reader.frames_read, allow_truncated, res)
+                n = reader.frames_read
+                total = n + L
+                m = min(m, total - pos)
+                have = blk.shape[1]
             if have < m:
                 blk = np.concatenate([blk, np.zeros((C, m - have), np.float32)], axis=1)
             blk, k_nan, k_inf = replace_non_finite(blk)
@@ -217,12 +213,26 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
                     w.write(y[:, a - pos - s:b - pos - s])
                 s = e
             pos += m
+            if progress is not None:
+                progress(min(pos, total), total)
         res.warnings += non_finite_warning(n_nan, n_inf)
     finally:
         reader.close()
         for e, state in saved:
             e.raw_state = state  # automation does not leave the caller's effect changed
         chain.reset()
+
+
+def _truncated(src: Path, info: Any, present: int, missing: int, allow: bool, res: RenderResult) -> None:
+    """A file shorter than its header: fail (AudioError), or with ``allow`` warn and go on."""
+    from svc_dsp.audio.io import truncation_detail
+    from svc_dsp.errors import AudioError
+
+    if not allow:
+        raise AudioError(truncation_detail(info.sample_rate, present, missing))
+    res.warnings.append(f"truncated file: {missing / info.sample_rate:.3f} s ({missing} samples) missing at "
+                        f"the end; rendered the {present / info.sample_rate:.3f} s present")
+    res.seconds_audio = present / info.sample_rate
 
 
 # -- batches ------------------------------------------------------------------------
@@ -239,13 +249,15 @@ def _worker_init(model_ref: str, params: dict[str, Any], threads: int = 1) -> No
     _WORKER_CONVERTER = Converter(model_ref, **params)
 
 
-def _worker_render(src: str, dst: str, existing: str, subtype: str | None, automation: Any = None) -> RenderResult:
-    return render_file(src, dst, _WORKER_CONVERTER, existing=existing, subtype=subtype, automation=automation)
+def _worker_render(src: str, dst: str, existing: str, subtype: str | None, automation: Any = None,
+                   allow_truncated: bool = False) -> RenderResult:
+    return render_file(src, dst, _WORKER_CONVERTER, existing=existing, subtype=subtype, automation=automation,
+                       allow_truncated=allow_truncated)
 
 
 def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, jobs: int = 1,
                  existing: str = "skip", subtype: str | None = None, automation: Any = None,
-                 threads: int = 1,
+                 threads: int = 1, allow_truncated: bool = False,
                  progress: Callable[[int, int, RenderResult], None] | None = None) -> list[RenderResult]:
     """Render all pairs with ``jobs`` worker processes (each loads the model once), each using
     ``threads`` torch threads. One thread per job is the default: on a busy machine extra
@@ -261,7 +273,8 @@ def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
 
         conv = Converter(model_ref, **params)
         for i, (s, d) in enumerate(pairs):
-            r = render_file(s, d, conv, existing=existing, subtype=subtype, automation=automation)
+            r = render_file(s, d, conv, existing=existing, subtype=subtype, automation=automation,
+                            allow_truncated=allow_truncated)
             results.append(r)
             if progress:
                 progress(i + 1, total, r)
@@ -272,7 +285,7 @@ def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
     ctx = mp.get_context("spawn")  # torch and fork do not mix
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(model_ref, params, threads)) as ex:
-        futs = {ex.submit(_worker_render, str(s), str(d), existing, subtype, automation): i
+        futs = {ex.submit(_worker_render, str(s), str(d), existing, subtype, automation, allow_truncated): i
                 for i, (s, d) in enumerate(pairs)}
         done: dict[int, RenderResult] = {}
         for n, f in enumerate(as_completed(futs)):
@@ -283,15 +296,41 @@ def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
     return [done[i] for i in range(total)]
 
 
-def summary_table(results: list[RenderResult]) -> str:
-    """A plain-text table: file, status, audio seconds, real-time factor, note."""
+def _note(r: RenderResult) -> str:
+    """The result's message and warnings, without the file name the table already shows."""
+    notes = [r.message] if r.message else []
+    notes += r.warnings
+    out = []
+    for n in notes:
+        for prefix in (f"{r.input}: ", f"file '{r.input}': "):
+            if n.startswith(prefix):
+                n = n[len(prefix):]
+        n = n.replace(f"file '{r.input}': ", "")
+        out.append(n)
+    return "; ".join(out)
+
+
+def summary_table(results: list[RenderResult], width: int | None = None) -> str:
+    """A plain-text table: file (each path once), status, audio seconds, real-time factor, note.
+    Notes are never cut: a long note wraps onto further lines under the note column (``width``:
+    the line width to wrap at; default: the terminal's, at least 100)."""
+    import shutil
+    import textwrap
+
+    width = width or max(100, shutil.get_terminal_size((120, 24)).columns)
     rows = [("file", "status", "audio s", "RTF", "note")]
     for r in results:
-        note = r.message or "; ".join(r.warnings)
-        rows.append((Path(r.input).name, r.status, f"{r.seconds_audio:.1f}",
-                     f"{r.rtf:.3f}" if r.status == "ok" else "-", note[:100]))
+        rows.append((r.input, r.status, f"{r.seconds_audio:.1f}",
+                     f"{r.rtf:.3f}" if r.status == "ok" else "-", _note(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
+    indent = sum(widths) + 2 * 4
+    lines = []
+    for row in rows:
+        head = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  "
+        wrapped = textwrap.wrap(row[4], max(40, width - indent), break_long_words=False,
+                                break_on_hyphens=False) or [""]
+        lines.append((head + wrapped[0]).rstrip())
+        lines += [" " * indent + more for more in wrapped[1:]]
     ok = sum(r.status == "ok" for r in results)
     sk = sum(r.status == "skipped" for r in results)
     fail = sum(r.status == "failed" for r in results)
