@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_weights_subcommands(sub.add_parser("weights", help="install the neural F0 trackers' weights (CREPE, FCPE, "
                                                            "PESTO) from their PyPI wheels"))
+    from host_bridge.weights_install import add_weights_subcommands
+
+    add_weights_subcommands(sub.add_parser("weights", help="install the neural F0 trackers' weights (CREPE, FCPE, "
+                                                           "PESTO) from their PyPI wheels"))
     return ap
 
 

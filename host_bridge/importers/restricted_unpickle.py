@@ -5,15 +5,27 @@ Only these globals resolve:
 - torch's tensor rebuild functions and ``torch.<Dtype>Storage`` markers; the tensor bytes are
   read by us from the zip archive (``<archive>/data.pkl`` + ``<archive>/data/<key>``) with
   :mod:`zipfile` and turned into numpy arrays — torch itself is never imported here;
-- ``collections.OrderedDict`` and the plain containers/numbers (dict, list, tuple, set, int, float,
-  complex, bool, str, bytes), ``_codecs.encode`` for latin-1 byte strings (pickle protocol 2);
+- ``collections.OrderedDict``, ``collections.defaultdict`` (its factory must itself be one of these
+  globals; Lightning checkpoints hold one) and the plain containers/numbers (dict, list, tuple, set,
+  int, float, complex, bool, str, bytes; protocol 2's ``__builtin__.long`` is int),
+  ``_codecs.encode`` for latin-1 byte strings (pickle protocol 2);
 - with ``allow_numpy``: numeric numpy arrays and scalars, rebuilt by us from their raw bytes;
 - with ``allow_config_objects`` (fairseq encoder checkpoints): configuration classes
   (``argparse.Namespace``, ``omegaconf.*``, ``fairseq.*``, ``typing.*``) become inert
   :class:`Placeholder` objects that record their class name and are never constructed.
 
 Anything else (``os.system``, ``builtins.eval``, ``subprocess.Popen`` ...) raises
-:class:`RefusedGlobal` naming it. Run this inside :mod:`host_bridge.importers.unpickle_worker`
+:class:`RefusedGlobal` naming it.
+
+Memory is bounded by the file (:class:`Limits`): objects built from the pickle (containers the
+allowed callables make, and every walk over the tree, so shared references cannot fan out into a
+"billion laughs") share a byte budget proportional to the pickle's size; a zip entry may not inflate
+more than :data:`MAX_COMPRESSION_RATIO` times; a storage's declared size must equal its zip entry;
+a tensor may not view more elements than its storage holds (stride-0 claims) beyond
+:data:`SMALL_TENSOR_BYTES`, and all tensors together stay within a multiple of the stored data.
+Each check runs before the allocation it guards and raises :class:`LimitExceeded` naming the limit.
+
+Run this inside :mod:`host_bridge.importers.unpickle_worker` (which also caps its address space)
 so that even a bug here cannot reach the importing process.
 """
 from __future__ import annotations
@@ -21,7 +33,7 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +53,74 @@ _SAFE_BUILTINS = {"dict": dict, "list": list, "tuple": tuple, "set": set, "froze
 _CONFIG_PREFIXES = ("omegaconf", "fairseq", "typing")
 
 
+MAX_COMPRESSION_RATIO = 20        # torch.save stores entries uncompressed; deflated weights shrink < 2x
+SMALL_TENSOR_BYTES = 1 << 20      # an expanded (stride-0) tensor up to this size is allowed
+MAX_NESTING = 200                 # containers deeper than this are not a checkpoint
+_NODE_COST = 64                   # bytes charged per object visited (pointer + header, rounded up)
+
+
 class RefusedGlobal(pickle.UnpicklingError):
     """The pickle names a global that could run code; nothing was called."""
+
+
+class LimitExceeded(pickle.UnpicklingError):
+    """The file asks for more memory than its own size justifies; refused before allocating it."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB" if n >= 10 << 20 else f"{n / (1 << 20):.1f} MB"
+
+
+class Budget:
+    """A byte budget; ``charge`` raises :class:`LimitExceeded` naming ``name`` and the limit."""
+
+    def __init__(self, limit: int, name: str) -> None:
+        self.limit, self.name, self.used = int(limit), name, 0
+
+    def charge(self, n: int, what: str) -> None:
+        self.used += int(n)
+        if self.used > self.limit:
+            raise LimitExceeded(f"{what} exceeds the {self.name} limit of {_mb(self.limit)}; the file is built to "
+                                f"exhaust memory (or is not a checkpoint), nothing more was allocated")
+
+
+class Limits:
+    """Per-file budgets, derived from the pickle's size and the stored tensor data.
+
+    objects: containers/strings made while unpickling plus every node visited by a walk over the
+    tree: 32 MB + 256 bytes per pickle byte. tensors: bytes of materialised tensors and arrays:
+    64 MB + 4x (stored tensor bytes + pickle bytes), so aliases of one storage are allowed, a
+    fan-out of references is not.
+    """
+
+    def __init__(self, pickle_bytes: int) -> None:
+        self.pickle_bytes = int(pickle_bytes)
+        self.storage_bytes = 0
+        self.objects = Budget((32 << 20) + 256 * self.pickle_bytes, "object memory")
+        self._tensors: Budget | None = None
+
+    @property
+    def tensors(self) -> Budget:
+        if self._tensors is None:
+            self._tensors = Budget((64 << 20) + 4 * (self.storage_bytes + self.pickle_bytes), "tensor memory")
+        return self._tensors
+
+    def node(self, o: Any, depth: int) -> None:
+        """Charge one visited object; refuse nesting deeper than :data:`MAX_NESTING`."""
+        if depth > MAX_NESTING:
+            raise LimitExceeded(f"containers nested deeper than the limit of {MAX_NESTING} levels; not a "
+                                f"checkpoint")
+        extra = len(o) if isinstance(o, (str, bytes, bytearray)) else 0
+        self.objects.charge(_NODE_COST + extra, "the object tree (shared references expanded)")
+
+
+def _check_entry(info: zipfile.ZipInfo) -> None:
+    """Refuse a zip entry that inflates more than :data:`MAX_COMPRESSION_RATIO` times (a zip bomb)."""
+    if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        raise LimitExceeded(f"zip entry '{info.filename}' inflates from {_mb(info.compress_size)} to "
+                            f"{_mb(info.file_size)} ({info.file_size // max(info.compress_size, 1)}:1), over the "
+                            f"compression-ratio limit of {MAX_COMPRESSION_RATIO}:1 (torch.save stores tensors "
+                            f"uncompressed); refused before inflating it")
 
 
 class Placeholder:
@@ -91,6 +169,13 @@ class _Storage:
 
     def __init__(self, archive: "_Archive", key: str, type_name: str, numel: int) -> None:
         self.archive, self.key, self.type_name, self.numel = archive, key, type_name, int(numel)
+        if self.numel < 0:
+            raise pickle.UnpicklingError(f"storage '{key}' declares {self.numel} elements; the file is corrupt")
+
+    @property
+    def itemsize(self) -> int:
+        code = _STORAGE_DTYPES[self.type_name]
+        return 2 if code == "bf16" else np.dtype(code).itemsize
 
     def array(self) -> np.ndarray:
         raw = self.archive.read(self.key)
@@ -108,33 +193,77 @@ class LazyTensor:
         self.storage, self.offset = storage, int(offset)
         self.shape, self.stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
         self.was_bfloat16 = storage.type_name == "BFloat16Storage"
+        self._check()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the materialised array (bfloat16 becomes float32)."""
+        n = int(np.prod(self.shape, dtype=object)) if self.shape else 1
+        return n * (4 if self.was_bfloat16 else self.storage.itemsize)
+
+    def _check(self) -> None:
+        """Shape/stride against the storage, before anything is read or allocated."""
+        if len(self.shape) != len(self.stride) or any(s < 0 for s in self.shape) or any(st < 0 for st in self.stride):
+            raise pickle.UnpicklingError(f"tensor with shape {self.shape[:8]} and stride {self.stride[:8]}: negative "
+                                         f"or mismatched sizes; the checkpoint is corrupt")
+        n = int(np.prod(self.shape, dtype=object)) if self.shape else 1
+        if n == 0:
+            return
+        last = self.offset + sum((s - 1) * st for s, st in zip(self.shape, self.stride))
+        if self.offset < 0 or last >= self.storage.numel:
+            raise pickle.UnpicklingError(
+                f"tensor of shape {self.shape} reads past its storage '{self.storage.key}' "
+                f"({self.storage.numel} elements); the checkpoint is truncated or corrupt")
+        if n > self.storage.numel and self.nbytes > SMALL_TENSOR_BYTES:
+            raise LimitExceeded(
+                f"tensor of shape {self.shape} (stride {self.stride}) claims {n} elements ({_mb(self.nbytes)}) from "
+                f"a storage of {self.storage.numel}; expanded tensors are limited to {_mb(SMALL_TENSOR_BYTES)}, "
+                f"refused before allocating it")
 
     def numpy(self) -> np.ndarray:
         flat = self.storage.array()
         n = int(np.prod(self.shape)) if self.shape else 1
         if n == 0:
             return np.zeros(self.shape, dtype=flat.dtype)
-        last = self.offset + sum((s - 1) * st for s, st in zip(self.shape, self.stride))
-        if self.offset < 0 or last >= flat.size or any(st < 0 for st in self.stride):
-            raise pickle.UnpicklingError(
-                f"tensor of shape {self.shape} reads past its storage '{self.storage.key}' "
-                f"({flat.size} elements); the checkpoint is truncated or corrupt")
+        if flat.size < self.storage.numel:
+            raise pickle.UnpicklingError(f"storage '{self.storage.key}' holds {flat.size} elements, the pickle "
+                                         f"declares {self.storage.numel}; the checkpoint is truncated or corrupt")
         view = np.lib.stride_tricks.as_strided(flat[self.offset:], shape=self.shape,
                                                strides=[st * flat.itemsize for st in self.stride])
         return np.array(view, copy=True)
 
 
 class _Archive:
-    def __init__(self, zf: zipfile.ZipFile, prefix: str) -> None:
-        self.zf, self.prefix = zf, prefix
+    def __init__(self, zf: zipfile.ZipFile, prefix: str, limits: Limits | None = None) -> None:
+        self.zf, self.prefix, self.limits = zf, prefix, limits
+        self.declared: dict[str, int] = {}
 
-    def read(self, key: str) -> bytes:
+    def _info(self, key: str) -> zipfile.ZipInfo:
         name = f"{self.prefix}/data/{key}"
         try:
-            return self.zf.read(name)
+            return self.zf.getinfo(name)
         except KeyError:
             raise pickle.UnpicklingError(f"storage '{name}' is missing from the archive; the file is "
                                          f"truncated or corrupt") from None
+
+    def declare(self, storage: "_Storage") -> None:
+        """Check a storage record against its zip entry before anything is read."""
+        info = self._info(storage.key)
+        want = storage.numel * storage.itemsize
+        if info.file_size != want:
+            raise pickle.UnpicklingError(
+                f"storage '{info.filename}' declares {storage.numel} x {storage.itemsize} bytes = {want}, the "
+                f"archive holds {info.file_size}; the checkpoint is truncated or corrupt")
+        _check_entry(info)
+        if storage.key not in self.declared:
+            self.declared[storage.key] = want
+            if self.limits is not None:
+                self.limits.storage_bytes += want
+
+    def read(self, key: str) -> bytes:
+        info = self._info(key)
+        _check_entry(info)
+        return self.zf.read(info)
 
 
 def _rebuild_tensor(storage: Any, offset: int, size: Any, stride: Any, *_: Any) -> LazyTensor:
@@ -199,14 +328,37 @@ def _np_scalar(dt: Any, raw: Any = b"") -> Any:
 _NP_NDARRAY = object()
 
 
+def _charged(fn: Any, limits: Limits) -> Any:
+    """Wrap an allowed builtin: charge the memory its result can take before calling it."""
+    name = getattr(fn, "__name__", "callable")
+
+    def call(*args: Any) -> Any:
+        cost = _NODE_COST
+        for a in args:
+            if isinstance(a, bool):
+                continue
+            if isinstance(a, int):
+                # bytes(n) / bytearray(n) allocate n bytes; other int args are cheap
+                cost += max(a, 0) if fn in (bytes, bytearray) else 0
+            elif hasattr(a, "__len__"):
+                cost += _NODE_COST * len(a) if fn in (list, tuple, set, frozenset, dict, OrderedDict) \
+                    else 8 * len(a)
+        limits.objects.charge(cost, f"{name}() in the pickle")
+        return fn(*args)
+
+    call.__name__ = name
+    return call
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: io.BufferedIOBase, archive: _Archive | None = None, *,
-                 allow_numpy: bool = False, allow_config_objects: bool = False) -> None:
+                 allow_numpy: bool = False, allow_config_objects: bool = False, limits: Limits | None = None) -> None:
         super().__init__(file)
         self.archive = archive
         self.allow_numpy = allow_numpy
         self.allow_config_objects = allow_config_objects
         self.skipped: set[str] = set()
+        self.limits = limits if limits is not None else Limits(0)
 
     def find_class(self, module: str, name: str) -> Any:
         full = f"{module}.{name}"
@@ -217,9 +369,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         if module == "torch" and name in _STORAGE_DTYPES:
             return ("storage-type", name)
         if module == "collections" and name == "OrderedDict":
-            return OrderedDict
+            return _charged(OrderedDict, self.limits)
+        if module == "collections" and name == "defaultdict":
+            return defaultdict
         if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
-            return _SAFE_BUILTINS[name]
+            return _charged(_SAFE_BUILTINS[name], self.limits)
+        if module == "__builtin__" and name == "long":
+            return int
         if module == "_codecs" and name == "encode":
             return _codecs_encode
         if self.allow_numpy and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
@@ -250,31 +406,41 @@ class RestrictedUnpickler(pickle.Unpickler):
         _, stype, key, _location, numel = pid
         if not (isinstance(stype, tuple) and stype[0] == "storage-type"):
             raise pickle.UnpicklingError(f"storage of unknown type {stype!r}")
-        return _Storage(self.archive, str(key), stype[1], numel)
+        if not isinstance(numel, int) or isinstance(numel, bool):
+            raise pickle.UnpicklingError(f"storage '{str(key)[:40]}' with a size of type {type(numel).__name__}")
+        st = _Storage(self.archive, str(key), stype[1], numel)
+        if isinstance(self.archive, _Archive):
+            self.archive.declare(st)
+        return st
 
 
-def _unwrap_numpy(obj: Any) -> Any:
+def _unwrap_numpy(obj: Any, limits: Limits, depth: int = 0) -> Any:
+    limits.node(obj, depth)
     if isinstance(obj, _NpArray):
         return obj.value
     if isinstance(obj, dict):
-        return type(obj)((k, _unwrap_numpy(v)) for k, v in obj.items()) if isinstance(obj, OrderedDict) \
-            else {k: _unwrap_numpy(v) for k, v in obj.items()}
+        return type(obj)((k, _unwrap_numpy(v, limits, depth + 1)) for k, v in obj.items()) \
+            if isinstance(obj, OrderedDict) else {k: _unwrap_numpy(v, limits, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_unwrap_numpy(v) for v in obj]
+        return [_unwrap_numpy(v, limits, depth + 1) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(_unwrap_numpy(v) for v in obj)
+        return tuple(_unwrap_numpy(v, limits, depth + 1) for v in obj)
     return obj
 
 
 def load(path: str | Path, *, allow_numpy: bool = False, allow_config_objects: bool = False,
-         select: str | None = None) -> tuple[Any, set[str]]:
+         select: str | None = None, limits: Limits | None = None) -> tuple[Any, set[str]]:
     """Unpickle ``path`` (torch zip checkpoint or plain pickle) under the restrictions above.
 
     select: read the tensor bytes only under this top-level key (e.g. "model"); tensors elsewhere
     (optimizer state) become the string "<tensor not read>".
+    limits: the budgets to charge (default: :func:`limits_for` the file); pass the same object to
+    whatever walks the result next.
     Returns (object tree with :class:`LazyTensor` leaves, set of skipped config class names).
+    Raises :class:`LimitExceeded` before any allocation that the file's size does not justify.
     """
     path = Path(path)
+    limits = limits if limits is not None else limits_for(path)
     with open(path, "rb") as f:
         head = f.read(4)
     if head[:2] == b"PK":
@@ -284,26 +450,52 @@ def load(path: str | Path, *, allow_numpy: bool = False, allow_config_objects: b
                 raise pickle.UnpicklingError(f"'{path}' is a zip archive without <name>/data.pkl; not a torch "
                                              f"checkpoint")
             prefix = pkl[0].rsplit("/", 1)[0]
-            up = RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), _Archive(zf, prefix), allow_numpy=allow_numpy,
-                                     allow_config_objects=allow_config_objects)
-            obj = up.load()
-            obj = _unwrap_numpy(obj)
-            return _materialise_storages(obj, select), up.skipped
+            info = zf.getinfo(pkl[0])
+            _check_entry(info)
+            with zf.open(info) as stream:
+                up = RestrictedUnpickler(stream, _Archive(zf, prefix, limits), allow_numpy=allow_numpy,
+                                         allow_config_objects=allow_config_objects, limits=limits)
+                obj = up.load()
+            obj = _unwrap_numpy(obj, limits)
+            return _materialise_storages(obj, select, limits), up.skipped
     with open(path, "rb") as f:
-        up = RestrictedUnpickler(f, None, allow_numpy=allow_numpy, allow_config_objects=allow_config_objects)
+        up = RestrictedUnpickler(f, None, allow_numpy=allow_numpy, allow_config_objects=allow_config_objects,
+                                 limits=limits)
         obj = up.load()
     if obj == LEGACY_MAGIC:
         raise pickle.UnpicklingError(
             f"'{path}' uses torch's legacy (pre-1.6) checkpoint format, which svc-host does not read; ask whoever "
             f"trained the voice for a checkpoint saved by torch 1.6 or newer (zip format), then import again")
-    return _unwrap_numpy(obj), up.skipped
+    return _unwrap_numpy(obj, limits), up.skipped
 
 
-def _materialise_storages(obj: Any, select: str | None) -> Any:
+def data_bytes(path: str | Path) -> tuple[int, int]:
+    """(pickle bytes, stored data bytes) of a checkpoint, from its size or zip directory; reads no entry.
+
+    Each zip entry counts at most :data:`MAX_COMPRESSION_RATIO` x its compressed size (larger ones are
+    refused when read)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if not zipfile.is_zipfile(path):
+        return size, 0
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+    capped = [min(i.file_size, max(MAX_COMPRESSION_RATIO * i.compress_size, 1 << 20)) for i in infos]
+    pkl = sum(c for i, c in zip(infos, capped) if i.filename.endswith("/data.pkl"))
+    return pkl, sum(capped) - pkl
+
+
+def limits_for(path: str | Path) -> Limits:
+    """The budgets for one file (see :class:`Limits`)."""
+    return Limits(data_bytes(path)[0])
+
+
+def _materialise_storages(obj: Any, select: str | None, limits: Limits) -> Any:
     # the zip file closes on return: read the bytes of the tensors we keep now
     cache: dict[str, bytes] = {}
 
-    def walk(o: Any, keep: bool = True) -> Any:
+    def walk(o: Any, keep: bool = True, depth: int = 0) -> Any:
+        limits.node(o, depth)
         if isinstance(o, LazyTensor):
             if not keep:
                 return "<tensor not read>"
@@ -314,17 +506,17 @@ def _materialise_storages(obj: Any, select: str | None) -> Any:
             st.archive = _BytesArchive(cache)
             return o
         if isinstance(o, OrderedDict):
-            return OrderedDict((k, walk(v, keep)) for k, v in o.items())
+            return OrderedDict((k, walk(v, keep, depth + 1)) for k, v in o.items())
         if isinstance(o, dict):
-            return {k: walk(v, keep) for k, v in o.items()}
+            return {k: walk(v, keep, depth + 1) for k, v in o.items()}
         if isinstance(o, list):
-            return [walk(v, keep) for v in o]
+            return [walk(v, keep, depth + 1) for v in o]
         if isinstance(o, tuple):
-            return tuple(walk(v, keep) for v in o)
+            return tuple(walk(v, keep, depth + 1) for v in o)
         return o
 
     if select is not None and isinstance(obj, dict):
-        return {k: walk(v, k == select) for k, v in obj.items()}
+        return {k: walk(v, k == select, 1) for k, v in obj.items()}
     return walk(obj)
 
 

@@ -126,7 +126,7 @@ class Parameter:
         return "default" if value is None else str(value)
 
 
-F0_METHODS: tuple[str, ...] = ("yin", "harvest", "dio")
+F0_METHODS: tuple[str, ...] = ("yin", "harvest", "dio", "crepe", "crepe-tiny", "fcpe", "pesto")
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("transpose", "float", 0.0, "st", -36.0, 36.0,
@@ -135,7 +135,9 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("speaker_mix", "mix", None,
               doc="Blend of speakers, name -> weight (normalised to sum 1); overrides 'speaker'."),
     Parameter("f0_method", "choice", "yin", choices=F0_METHODS,
-              doc="F0 tracker: 'yin' (fast, streaming), 'harvest' (robust low range, offline), 'dio' (fast, offline)."),
+              doc="F0 tracker: 'yin' (fast, streaming), 'harvest' (robust low range, offline), 'dio' (fast, offline), "
+                  "'crepe' / 'crepe-tiny' / 'fcpe' (neural, offline), 'pesto' (neural, streaming, 10 ms "
+                  "lookahead); neural weights: `svc-host weights install`."),
     Parameter("loudness_match", "float", 1.0, "%", 0.0, 1.0,
               doc="0 = the model's own loudness envelope, 1 = follow the input's envelope.", smoothed=True),
     Parameter("gate_db", "float", -60.0, "dB", -120.0, 0.0,
