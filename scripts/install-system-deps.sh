@@ -15,7 +15,8 @@ PACKAGES=(
   flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng
   festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita
   festvox-czech-ph festvox-ca-ona-hts
-  jackd2 liblo-tools sox
+  jackd2 libjack-jackd2-0 liblo-tools sox
+  chromium
 )
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
