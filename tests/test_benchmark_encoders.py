@@ -1,13 +1,13 @@
 """The encoder benchmark: which voices an encoder saw, and a one-sentence run on its held-out speaker."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from benchmarks.encoders import main, seen_voices
 from svc_dsp.models.catalog import find_in_catalog
+from tests.sysdeps import needs
 
 
 def test_seen_voices_read_from_the_encoder_folder() -> None:
@@ -16,7 +16,7 @@ def test_seen_voices_read_from_the_encoder_folder() -> None:
     assert "flite-kal16" not in seen and "festival-it-lp" not in seen
 
 
-@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+@needs("flite")
 def test_one_sentence_on_the_held_out_speaker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--voices", "flite-kal16", "--sentences", "1", "--corpus", str(tmp_path), "--jobs", "1"]) == 0
     out = capsys.readouterr().out

@@ -68,7 +68,8 @@ class JackDriver:
             import jack
         except (ImportError, OSError) as e:
             raise RuntimeError(f"--jack needs the JACK-Client package and libjack ({e}); "
-                               f"pip install JACK-Client, or use --device / --no-audio") from None
+                               f"pip install JACK-Client; libjack on Debian: apt-get install libjack-jackd2-0 "
+                               f"(scripts/install-system-deps.sh); or use --device / --no-audio") from None
         self._jack = jack
         try:
             self.client = jack.Client(client_name, servername=server, no_start_server=True)

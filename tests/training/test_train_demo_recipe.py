@@ -1,10 +1,11 @@
 """The demo-voice recipe in --tiny mode (needs festival; uses the random test encoder)."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.sysdeps import needs
 
 pytestmark = pytest.mark.usefixtures("catalog_env")
 
@@ -23,7 +24,7 @@ def test_singing_follows_the_melody() -> None:
     assert midi.min() >= 57 - 0.75 and midi.max() <= 76 + 0.75
 
 
-@pytest.mark.skipif(shutil.which("text2wave") is None, reason="festival (text2wave) is not installed")
+@needs("festival", "festvox-us-slt-hts")
 def test_demo_recipe_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from host_bridge.presets import load_preset
     from svc_dsp.models.catalog import load_model
@@ -65,8 +66,7 @@ def test_note_names_and_range_checks(tmp_path: Path) -> None:
         generate(tmp_path, 0.1, 1, 1, "cmu_us_slt_arctic_hts", note_range="A2-E5")
 
 
-@pytest.mark.skipif(shutil.which("text2wave") is None or shutil.which("flite") is None,
-                    reason="festival (text2wave) or flite is not installed")
+@needs("festival", "festvox-us-slt-hts", "flite")
 def test_demo_recipe_tiny_with_an_extra_voice(tmp_path: Path) -> None:
     from svc_dsp.models.catalog import load_model
     from tests.training.train_helpers import ENCODER_NAME
@@ -95,7 +95,7 @@ def test_extra_voice_names() -> None:
     assert extra_seed(2026, "flite:awb") == extra_seed(2026, "flite:awb") != extra_seed(2026, "flite:rms")
 
 
-@pytest.mark.skipif(shutil.which("text2wave") is None, reason="festival (text2wave) is not installed")
+@needs("festival")
 def test_extra_voices_are_checked_before_anything_is_made(tmp_path: Path) -> None:
     from benchmarks.quality import SOURCES
     from training.recipes.demo_voice import EXTRA_VOICES, check_voices, main

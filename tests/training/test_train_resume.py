@@ -31,11 +31,11 @@ def test_killed_run_resumes_at_the_right_step(tmp_path: Path, prepared: Path) ->
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_fit_cmd(run, cfg), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # a hang guard, not a speed check (CI machines are loaded)
     try:
         while not (run / "checkpoints" / "step_000004").is_dir():
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no checkpoint within 60 s"
+            assert time.monotonic() < deadline, "no checkpoint within 600 s: the run hangs"
             time.sleep(0.02)
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -33,8 +32,9 @@ import pytest
 
 from tests.host_bridge.server.oscclient import OscClient
 from tests.signals import sung_tone
+from tests.sysdeps import needs
 
-pytestmark = pytest.mark.skipif(shutil.which("jackd") is None, reason="jackd is not installed (apt install jackd2)")
+pytestmark = needs("jackd2", "libjack-jackd2-0")
 SR, PERIOD = 48000, 256
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import queue
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -12,9 +11,9 @@ import time
 import pytest
 
 from tests.host_bridge.server.oscclient import OscClient
+from tests.sysdeps import needs
 
-pytestmark = pytest.mark.skipif(shutil.which("oscsend") is None or shutil.which("oscdump") is None,
-                                reason="liblo-tools (oscsend/oscdump) are not installed")
+pytestmark = needs("liblo-tools")
 
 
 def _free_port() -> int:

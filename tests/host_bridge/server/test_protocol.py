@@ -33,11 +33,10 @@ def test_python_osc_messages_and_bundles_parse():
 
 
 def test_the_minus_four_bundle_is_refused_at_once():
+    # python-osc loops forever on this packet: ours refuses it before any element is read
     pkt = BUNDLE_TAG + b"\x00" * 8 + struct.pack(">i", -4) + b"\x00" * 4
-    t = time.perf_counter()
     with pytest.raises(OscParseError, match="element size -4"):
         parse_packet(pkt)
-    assert time.perf_counter() - t < 0.01
 
 
 @pytest.mark.parametrize("data,why", [
@@ -71,8 +70,10 @@ def test_nesting_and_message_count_are_bounded():
         parse_packet(build_bundle([build_message("/p")] * 129))
 
 
-def test_future_time_tags_are_not_waited_for():
+def test_future_time_tags_are_not_waited_for(monkeypatch):
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"parse_packet slept {seconds} s for a time tag")
+
+    monkeypatch.setattr(time, "sleep", no_sleep)
     pkt = build_bundle([build_message("/p", 1)], (2 ** 32 - 1, 0))
-    t = time.perf_counter()
     assert parse_packet(pkt)[0].args == [1]
-    assert time.perf_counter() - t < 0.01
