@@ -1,12 +1,13 @@
 """The content-encoder recipe end to end (tiny mode) and the shipped encoder folders."""
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.sysdeps import needs
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # plain `pytest` from a checkout that is not pip-installed
@@ -66,8 +67,7 @@ def _check_encoder(folder: Path) -> None:
         torch.testing.assert_close(changed[..., :k], whole[..., :k], atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.skipif(shutil.which("flite") is None,
-                    reason="flite is not on PATH (apt-get install flite); the recipe synthesises its corpus with it")
+@needs("flite")  # the recipe synthesises its corpus with it
 def test_tiny_recipe_trains_exports_and_streams(tmp_path: Path) -> None:
     from training.recipes.encoder_svc_phone_v1 import main
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.sysdeps import INSTALL, festival_voice_package, needs
 from training.corpus.foreign_phones import FOREIGN_VOICES, PACKAGES
 from training.corpus.synth_speech import NO_CLASS, PHONE_INDEX, PHONES, Job, frame_labels, map_segments, run_job
 
@@ -59,7 +60,11 @@ def test_unmapped_frames_are_left_out_of_training_targets() -> None:
     np.testing.assert_array_equal(tgt[lab >= 0], lab[lab >= 0])
 
 
-@pytest.mark.parametrize("name", CI_VOICES)
+def _voice_param(name: str):
+    return pytest.param(name, marks=needs(PACKAGES[FOREIGN_VOICES[name][0]]), id=name)
+
+
+@pytest.mark.parametrize("name", [_voice_param(n) for n in CI_VOICES])
 def test_foreign_voice_reads_english_with_mapped_timed_phones(name: str) -> None:
     sentence = "measure the treasure, enjoy the voice of thirty young singers"
     arrays = run_job(Job(name, (sentence,)))
@@ -72,12 +77,14 @@ def test_foreign_voice_reads_english_with_mapped_timed_phones(name: str) -> None
     assert (ids == NO_CLASS).mean() < 0.1
 
 
+@needs("festvox-suopuhe-lj")
 def test_a_sentence_a_voice_cannot_read_names_the_voice_and_the_fix() -> None:
     with pytest.raises(RuntimeError, match=r"festival voice 'suo_fi_lj_diphone' stopped .*stop on 'jazz'"):
         run_job(Job("festival-fi-lj", ("I like jazz",)))
 
 
-@pytest.mark.parametrize("voice", sorted(PHONESET_FILES))
+@pytest.mark.parametrize("voice", [pytest.param(v, marks=needs(festival_voice_package(v)), id=v)
+                                   for v in sorted(PHONESET_FILES)])
 def test_map_covers_the_voice_phone_set(voice: str) -> None:
     text = Path(PHONESET_FILES[voice]).read_text(encoding="latin-1")
     body = text[text.index("defPhoneSet"):text.index("PhoneSet.silences")]
@@ -89,8 +96,8 @@ def test_map_covers_the_voice_phone_set(voice: str) -> None:
     assert sorted(set(phones) - set(phone_map)) == []
 
 
-def test_every_foreign_voice_package_is_in_ci() -> None:
-    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+def test_every_foreign_voice_package_is_installed_by_the_script() -> None:
+    ci = (Path(__file__).resolve().parents[2] / INSTALL).read_text()  # .ci/run runs it
     voices = {FOREIGN_VOICES[v][0] for v in CI_VOICES}
     assert all(PACKAGES[v] in ci for v in voices), [PACKAGES[v] for v in voices if PACKAGES[v] not in ci]
 
