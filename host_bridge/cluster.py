@@ -1,0 +1,285 @@
+"""Render a batch on a Dask cluster: one task per file, the same bytes as a local render.
+
+``svc-host render ... --cluster tcp://HOST:PORT`` (a running ``dask scheduler``) or
+``--cluster local:N`` (a LocalCluster of N single-threaded worker processes on 127.0.0.1).
+Files are not split: a task renders one whole file through :func:`host_bridge.render.render_file`,
+so the output is byte-identical to ``svc-host render`` on one machine (docs/cluster.md).
+
+Faults: a worker that dies mid-task is noticed by the scheduler, which runs its tasks on
+another worker (Dask gives up on a file after ``distributed.scheduler.allowed-failures`` deaths,
+default 3, and we report that file as failed); a file that fails (bad audio, missing model) comes
+back as a failed result, like locally, and is not retried. Ctrl-C sets the batch's cancel event
+(running tasks stop at their next chunk, their temp files removed), cancels the futures, and
+clears temp files left by workers that died.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from host_bridge.render import RenderResult
+from svc_dsp.errors import SvcError
+
+INSTALL_HINT = 'pip install -e ".[cluster]"  (or: pip install distributed)'
+CONNECT_TIMEOUT_S = 20.0
+NO_WORKER_TIMEOUT_S = 120.0  # a batch with no worker at all for this long stops with an error
+CANCEL_WAIT_S = 15.0
+
+
+class ClusterError(SvcError):
+    """A cluster that cannot be reached or used."""
+
+
+def require_distributed() -> None:
+    """Raise ClusterError (one line: what to install) when Dask distributed is missing."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ClusterError(f"--cluster needs Dask distributed, which is not installed; {INSTALL_HINT}") from None
+
+
+def parse_cluster(spec: str) -> tuple[str, int]:
+    """'tcp://HOST:PORT' -> ('address', 0); 'local:N' -> ('local', N)."""
+    if spec.startswith("local:"):
+        n = spec.split(":", 1)[1]
+        if not n.isdigit() or not 1 <= int(n) <= 256:
+            raise ClusterError(f"--cluster {spec!r}: local:N needs N = 1..256 worker processes, e.g. local:2")
+        return "local", int(n)
+    if "://" in spec and spec.split("://", 1)[1] and spec.split("://", 1)[0] in ("tcp", "tls", "ucx", "inproc"):
+        return spec, 0
+    raise ClusterError(f"--cluster {spec!r}: give a scheduler address tcp://HOST:PORT (from `dask scheduler`) "
+                       f"or local:N to start N worker processes here")
+
+
+@contextlib.contextmanager
+def connect(spec: str, *, wait_workers_s: float = 60.0) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``spec`` (see :func:`parse_cluster`); a LocalCluster it
+    started is closed on exit. Waits up to ``wait_workers_s`` for a first worker."""
+    require_distributed()
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    kind, n = parse_cluster(spec)
+    cluster = None
+    try:
+        if kind == "local":
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(kind, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError) as e:
+                raise ClusterError(f"--cluster {spec}: no Dask scheduler answered ({e}); start one with "
+                                   f"`dask scheduler --host HOST` or use --cluster local:N") from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=wait_workers_s)
+            except TimeoutError:
+                raise ClusterError(f"--cluster {spec}: the scheduler has no workers after {wait_workers_s:.0f} s; "
+                                   f"start some with `dask worker {spec} --nthreads 1`") from None
+            yield client
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _precheck(src: Path, dst: Path, existing: str) -> RenderResult | None:
+    """What the client decides alone in transfer mode (render_file's own rules, same messages)."""
+    from host_bridge.render import EXISTING_POLICIES
+
+    res = RenderResult(str(src), str(dst), "failed")
+    if existing not in EXISTING_POLICIES:
+        res.message = f"existing-output policy {existing!r}; allowed: {', '.join(EXISTING_POLICIES)}"
+        return res
+    if dst.exists():
+        if existing == "skip":
+            res.status, res.message = "skipped", "output exists (use --overwrite to replace it)"
+            return res
+        if existing == "error":
+            res.message = f"output '{dst}' exists; remove it or pass --overwrite / --skip-existing"
+            return res
+    try:
+        if src.resolve() == dst.resolve():
+            res.message = f"{src}: output '{dst}' is the input file itself; choose another output folder"
+            return res
+        return None
+    except OSError as e:
+        res.message = f"{src}: {e}"
+        return res
+
+
+def _lanes_for(src: Path, automation: Any) -> Any:
+    """Automation lanes at this file's rate, computed here so workers need not see the file."""
+    if automation is None:
+        return None
+    from host_bridge.automation import resolve_lanes
+    from svc_dsp.audio.io import read_info
+
+    try:
+        return resolve_lanes(automation, read_info(src).sample_rate)
+    except SvcError:
+        return automation  # the worker reports the file's own problem, as render_file would
+
+
+def _partials(dst: Path) -> list[Path]:
+    """Temp files of the atomic writers for ``dst`` (``.NAME.XXXXXXXX.partial``)."""
+    try:
+        return [p for p in dst.parent.glob(f".{dst.name}.*.partial") if len(p.name) == len(dst.name) + 18]
+    except OSError:
+        return []
+
+
+def _clear_partials(pairs: list[tuple[Path, Path]], wait_s: float) -> None:
+    """Wait (bounded) for running tasks to remove their temp files, then remove what is left
+    (a worker killed mid-write cannot clean up after itself)."""
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end and any(_partials(d) for _, d in pairs):
+        time.sleep(0.2)
+    for _, d in pairs:
+        for p in _partials(d):
+            p.unlink(missing_ok=True)
+
+
+def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, cluster: str,
+                   existing: str = "skip", subtype: str | None = None, automation: Any = None,
+                   threads: int = 1, transfer: bool = False,
+                   progress: Callable[[int, int, RenderResult], None] | None = None,
+                   client: Any = None) -> list[RenderResult]:
+    """Render ``pairs`` on the Dask cluster ``cluster`` -> results in the order of ``pairs``.
+
+    The same contract as :func:`host_bridge.render.render_batch`: one RenderResult per pair,
+    ``progress(done, total, result)`` as files complete (in completion order). Shared storage
+    (default): workers read inputs and write outputs at these paths, atomically. ``transfer``:
+    the client sends each input's bytes and writes the returned output itself (temp + rename);
+    at most 2 files per worker are in flight then, so memory stays bounded. ``client``: an open
+    ``distributed.Client`` to use instead of connecting to ``cluster``. Each worker result also
+    carries ``worker`` (its address) as an attribute.
+    """
+    if client is None:
+        with connect(cluster) as c:
+            return render_cluster(pairs, model_ref, params, cluster=cluster, existing=existing, subtype=subtype,
+                                  automation=automation, threads=threads, transfer=transfer,
+                                  progress=progress, client=c)
+    from distributed import wait
+
+    from host_bridge.cluster_worker import RenderTask, render_task
+
+    pairs = [(Path(s).absolute(), Path(d).absolute()) for s, d in pairs]
+    total = len(pairs)
+    cancel = f"svc-cancel-{uuid.uuid4().hex}"
+    results: dict[int, RenderResult] = {}
+    queue: list[int] = []
+    for i, (s, d) in enumerate(pairs):
+        pre = _precheck(s, d, existing) if transfer else None
+        if pre is not None:
+            results[i] = pre
+        else:
+            queue.append(i)
+
+    def submit(i: int) -> Any:
+        s, d = pairs[i]
+        data = s.read_bytes() if transfer else None
+        task = RenderTask(str(s), str(d), model_ref, dict(params), "overwrite" if transfer else existing,
+                          subtype, _lanes_for(s, automation), threads, cancel, data)
+        # pure=False: a rerun renders again; the key names the file for the dashboard
+        return client.submit(render_task, task, key=f"svc-render-{d.name}-{uuid.uuid4().hex[:8]}", pure=False)
+
+    done_count = 0
+
+    def finish(i: int, r: RenderResult) -> None:
+        nonlocal done_count
+        results[i] = r
+        done_count += 1
+        if progress:
+            progress(done_count, total, r)
+
+    for i in sorted(results):
+        done_count += 1
+        if progress:
+            progress(done_count, total, results[i])
+    window = max(2, 2 * len(client.scheduler_info().get("workers", {}))) if transfer else len(queue)
+    running: dict[Any, int] = {}
+    no_worker_since: float | None = None
+    try:
+        while queue or running:
+            while queue and len(running) < window:
+                i = queue.pop(0)
+                try:
+                    running[submit(i)] = i
+                except OSError as e:
+                    finish(i, RenderResult(str(pairs[i][0]), str(pairs[i][1]), "failed",
+                                           message=f"{pairs[i][0]}: cannot read it ({e})"))
+            if not running:
+                continue
+            try:
+                finished = list(wait(list(running), timeout=2.0, return_when="FIRST_COMPLETED").done)
+            except TimeoutError:  # distributed raises instead of returning nothing done
+                finished = []
+            for fut in finished:
+                i = running.pop(fut)
+                finish(i, _collect(fut, pairs[i], transfer))
+            if not finished:
+                workers = client.scheduler_info().get("workers", {})
+                no_worker_since = None if workers else (no_worker_since or time.monotonic())
+                if no_worker_since and time.monotonic() - no_worker_since > NO_WORKER_TIMEOUT_S:
+                    raise ClusterError(f"--cluster {cluster}: no worker left for {NO_WORKER_TIMEOUT_S:.0f} s with "
+                                       f"{len(running) + len(queue)} files to go; start workers and render again "
+                                       f"(finished outputs are kept; --skip-existing skips them)")
+    except BaseException:
+        _cancel(client, cancel, list(running))
+        _clear_partials(pairs if not transfer else [], CANCEL_WAIT_S)
+        raise
+    if not transfer:
+        _clear_partials(pairs, 0.0)
+    return [results[i] for i in range(total)]
+
+
+def _collect(fut: Any, pair: tuple[Path, Path], transfer: bool) -> RenderResult:
+    """A finished future -> its RenderResult (writing the output here in transfer mode)."""
+    src, dst = pair
+    try:
+        res, data, who = fut.result()
+    except Exception as e:  # noqa: BLE001 - infrastructure, not the file: name it, never retry forever
+        from distributed.scheduler import KilledWorker
+
+        res = RenderResult(str(src), str(dst), "failed")
+        if isinstance(e, KilledWorker):
+            res.message = (f"{src}: workers died while rendering it, more often than the scheduler allows "
+                           f"(distributed.scheduler.allowed-failures); check worker memory and logs")
+        else:
+            res.message = f"{src}: the cluster could not run it ({type(e).__name__}: {e})"
+        return res
+    res.worker = who  # type: ignore[attr-defined]
+    if transfer and data is not None:
+        from svc_dsp.fileops import write_atomic
+
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(dst, data)
+        except OSError as e:
+            res.status, res.message = "failed", f"{src}: cannot write '{dst}': {e}"
+    return res
+
+
+def _cancel(client: Any, event_name: str, futures: list[Any]) -> None:
+    """Tell running tasks to stop and drop the rest; bounded, never raises."""
+    with contextlib.suppress(Exception):
+        from distributed import Event
+
+        Event(event_name, client=client).set()
+    with contextlib.suppress(Exception):
+        client.cancel(futures, force=True)
+
+
+def cluster_summary(results: list[RenderResult]) -> str:
+    """One line: how many workers rendered the batch."""
+    used = sorted({getattr(r, "worker", "") for r in results} - {""})
+    return f"cluster: {len(used)} worker(s) rendered {sum(r.status == 'ok' for r in results)} file(s)"
+
