@@ -111,9 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (tree kept)")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--preset", metavar="NAME", help=f"catalog preset or .toml file (default: {DEFAULT_PRESET})")
-    src.add_argument("--model", metavar="DIR|NAME", help="model folder or catalog model name")
+    src.add_argument("--model", metavar="DIR|NAME",
+                     help="model folder (a path: ./voice, ~/voices/alto) or catalog name (bare: demo; never a "
+                          "folder of that name in the current directory)")
     r.add_argument("--jobs", type=int, default=1, metavar="N", help="files rendered in parallel (processes)")
     r.add_argument("--threads", type=int, default=1, metavar="N", help="compute threads per job (default 1)")
+    from host_bridge.cluster import add_cluster_arguments  # argparse only; Dask loads when a batch runs
+
+    add_cluster_arguments(r)
     ex = r.add_mutually_exclusive_group()
     ex.add_argument("--overwrite", dest="existing", action="store_const", const="overwrite",
                     help="replace existing outputs")
@@ -124,7 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render files shorter than their header says (an interrupted copy) with a warning that "
                         "names the missing duration, instead of failing them")
     r.add_argument("--json", dest="json_report", metavar="FILE", help="also write the report as JSON")
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars (they are drawn only when stderr is a terminal)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="plan the batch and check every file and option; print what would be written, write nothing")
+    r.add_argument("--report", metavar="DIR",
+                   help="also write a picture per rendered file (pitch on a note grid, loudness, spectrograms, "
+                        "clipping and gated regions) and DIR/index.html listing them")
     r.add_argument("--automation", metavar="FILE.json|FILE.mid",
                    help="sample-accurate parameter automation: JSON lanes {\"transpose\": [[sample, value], ...]} "
                         "or a MIDI file's CC lanes (map them with --cc); values are steps, smoothed by the engine")
@@ -167,11 +178,13 @@ def _resolve_model_and_params(args: argparse.Namespace) -> tuple[str, dict[str, 
     from host_bridge.presets import load_preset
 
     params: dict[str, Any] = {}
+    from host_bridge.model_ref import resolve_model_ref
+
     if args.model:
-        model_ref = args.model
+        model_ref = resolve_model_ref(args.model)
     else:
         preset = load_preset(args.preset or DEFAULT_PRESET, allow_path=True)
-        model_ref = preset.model
+        model_ref = resolve_model_ref(preset.model)
         params.update(preset.parameters)
     params.update(_params_from_args(args))
     for k, v in params.items():
@@ -180,32 +193,61 @@ def _resolve_model_and_params(args: argparse.Namespace) -> tuple[str, dict[str, 
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from host_bridge.render import render_batch, summary_table
+    from host_bridge.progress import BatchProgress, progress_enabled
+    from host_bridge.render_batch import clean_stale_partials, render_batch, summary_table
     from host_bridge.render_plan import plan_batch
+    from host_bridge.render_stop import stop_on_sigterm
 
+    _names_print_as_given()
     plan = plan_batch(args.inputs, args.output, report_files=[args.json_report] if args.json_report else [])
     plan.check()  # before anything loads or is written: a refused batch leaves every file as it was
+    if args.report:
+        from host_bridge.report import check_report_dir
+
+        check_report_dir(args.report, plan)
     pairs = plan.pairs
     model_ref, params = _resolve_model_and_params(args)
     automation = _automation_from_args(args)
     if not pairs:
         print(f"svc-host render: no audio files found in {', '.join(args.inputs)}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        from host_bridge.render_check import dry_run, dry_run_table
 
-    def progress(i: int, n: int, r: Any) -> None:
+        rows = dry_run(plan, existing=args.existing, subtype=args.subtype, allow_truncated=args.allow_truncated)
+        print(dry_run_table(rows, model_ref, params))
+        return 1 if any(r.action == "fail" for r in rows) else 0
+    for p in clean_stale_partials(plan.output_dirs):
         if not args.quiet:
-            bar = "#" * int(20 * i / n)
-            print(f"[{bar:<20}] {i}/{n} {r.status:7s} {r.input}", file=sys.stderr, flush=True)
+            print(f"svc-host render: removed '{p}', left by an interrupted render", file=sys.stderr)
 
-    results = render_batch(pairs, model_ref, params, jobs=max(1, args.jobs), existing=args.existing,
-                           threads=args.threads, subtype=args.subtype, automation=automation,
-                           allow_truncated=args.allow_truncated, progress=progress)
+    bars = BatchProgress(len(pairs), enabled=progress_enabled(args.quiet))
+    try:
+        with stop_on_sigterm():
+            results = render_batch(pairs, model_ref, params, jobs=max(1, args.jobs), existing=args.existing,
+                                   threads=args.threads, subtype=args.subtype, automation=automation,
+                                   allow_truncated=args.allow_truncated, progress=bars.file_done,
+                                   file_started=bars.start_file, file_progress=bars.file_progress)
+    finally:
+        bars.close()
     print(summary_table(results))
     if args.json_report:
         from svc_dsp.fileops import write_atomic
 
         write_atomic(args.json_report, json.dumps([r.__dict__ for r in results], indent=2))
+    if args.report:
+        from host_bridge.report import write_report
+
+        index = write_report(args.report, results, params)
+        print(f"report: {index}")
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _names_print_as_given() -> None:
+    """File names that are not UTF-8 (held as surrogate escapes) print as their original bytes."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", "") == "strict":
+            stream.reconfigure(errors="surrogateescape")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -238,9 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SvcError as e:
         print(f"svc-host {args.command}: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("svc-host: interrupted; no partial output files were left", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during a render (host_bridge.render_stop)
+        signum = getattr(e, "signum", 2)
+        print(f"svc-host: {'terminated' if signum == 15 else 'interrupted'}; no partial output files were left",
+              file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":
