@@ -221,6 +221,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"svc-host render: removed '{p}', left by an interrupted render", file=sys.stderr)
 
+    if args.cluster:  # same contract as render_batch, on a Dask cluster (host_bridge.cluster)
+        from host_bridge.cluster import cluster_batch
+
+        render_batch = cluster_batch(args.cluster, transfer=args.cluster_transfer)  # noqa: F811
     bars = BatchProgress(len(pairs), enabled=progress_enabled(args.quiet))
     try:
         with stop_on_sigterm():

@@ -18,10 +18,12 @@ import contextlib
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from host_bridge.render import RenderResult
 from svc_dsp.errors import SvcError
+
+if TYPE_CHECKING:  # the renderer (numpy, ...) loads only when a batch runs; --help stays instant
+    from host_bridge.render import RenderResult
 
 INSTALL_HINT = 'pip install -e ".[cluster]"  (or: pip install distributed)'
 CONNECT_TIMEOUT_S = 20.0
@@ -92,7 +94,7 @@ def connect(spec: str, *, wait_workers_s: float = 60.0) -> Iterator[Any]:
 
 def _precheck(src: Path, dst: Path, existing: str) -> RenderResult | None:
     """What the client decides alone in transfer mode (render_file's own rules, same messages)."""
-    from host_bridge.render import EXISTING_POLICIES
+    from host_bridge.render import EXISTING_POLICIES, RenderResult
 
     res = RenderResult(str(src), str(dst), "failed")
     if existing not in EXISTING_POLICIES:
@@ -149,7 +151,7 @@ def _clear_partials(pairs: list[tuple[Path, Path]], wait_s: float) -> None:
 
 def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, cluster: str,
                    existing: str = "skip", subtype: str | None = None, automation: Any = None,
-                   threads: int = 1, transfer: bool = False,
+                   threads: int = 1, allow_truncated: bool = False, transfer: bool = False,
                    progress: Callable[[int, int, RenderResult], None] | None = None,
                    client: Any = None) -> list[RenderResult]:
     """Render ``pairs`` on the Dask cluster ``cluster`` -> results in the order of ``pairs``.
@@ -165,11 +167,12 @@ def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[
     if client is None:
         with connect(cluster) as c:
             return render_cluster(pairs, model_ref, params, cluster=cluster, existing=existing, subtype=subtype,
-                                  automation=automation, threads=threads, transfer=transfer,
-                                  progress=progress, client=c)
+                                  automation=automation, threads=threads, allow_truncated=allow_truncated,
+                                  transfer=transfer, progress=progress, client=c)
     from distributed import wait
 
     from host_bridge.cluster_worker import RenderTask, render_task
+    from host_bridge.render import RenderResult
 
     pairs = [(Path(s).absolute(), Path(d).absolute()) for s, d in pairs]
     total = len(pairs)
@@ -187,7 +190,7 @@ def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[
         s, d = pairs[i]
         data = s.read_bytes() if transfer else None
         task = RenderTask(str(s), str(d), model_ref, dict(params), "overwrite" if transfer else existing,
-                          subtype, _lanes_for(s, automation), threads, cancel, data)
+                          subtype, _lanes_for(s, automation), threads, cancel, data, allow_truncated)
         # pure=False: a rerun renders again; the key names the file for the dashboard
         return client.submit(render_task, task, key=f"svc-render-{d.name}-{uuid.uuid4().hex[:8]}", pure=False)
 
@@ -243,6 +246,8 @@ def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[
 
 def _collect(fut: Any, pair: tuple[Path, Path], transfer: bool) -> RenderResult:
     """A finished future -> its RenderResult (writing the output here in transfer mode)."""
+    from host_bridge.render import RenderResult
+
     src, dst = pair
     try:
         res, data, who = fut.result()
@@ -278,8 +283,25 @@ def _cancel(client: Any, event_name: str, futures: list[Any]) -> None:
         client.cancel(futures, force=True)
 
 
-def cluster_summary(results: list[RenderResult]) -> str:
-    """One line: how many workers rendered the batch."""
-    used = sorted({getattr(r, "worker", "") for r in results} - {""})
-    return f"cluster: {len(used)} worker(s) rendered {sum(r.status == 'ok' for r in results)} file(s)"
+def cluster_batch(spec: str, *, transfer: bool = False) -> Callable[..., list[RenderResult]]:
+    """A function with :func:`host_bridge.render.render_batch`'s signature that renders on the
+    cluster ``spec`` (``jobs`` is ignored: the workers decide the parallelism). Checks that Dask
+    is installed and ``spec`` is well formed now, before any model loads."""
+    require_distributed()
+    parse_cluster(spec)
+
+    def run(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, jobs: int = 1,
+            file_started: Any = None, file_progress: Any = None, **kw: Any) -> list[RenderResult]:
+        # per-file progress happens on the workers; the client sees files complete (``progress``)
+        return render_cluster(pairs, model_ref, params, cluster=spec, transfer=transfer, **kw)
+    return run
+
+
+def add_cluster_arguments(p: Any) -> None:
+    """``--cluster`` and ``--cluster-transfer`` for ``svc-host render``."""
+    p.add_argument("--cluster", metavar="tcp://HOST:PORT|local:N",
+                   help="render on a Dask cluster: a scheduler's address, or local:N worker processes here; "
+                        f"one task per file, same bytes as a local render (docs/cluster.md; {INSTALL_HINT})")
+    p.add_argument("--cluster-transfer", action="store_true",
+                   help="workers do not share this filesystem: send inputs to them and write outputs here")
 

@@ -50,6 +50,7 @@ class RenderTask:
     threads: int = 1
     cancel: str | None = None
     data: bytes | None = None
+    allow_truncated: bool = False
 
 
 def converter(model_ref: str, params: dict[str, Any], threads: int = 1) -> Any:
@@ -119,17 +120,8 @@ def _render(task: RenderTask, src: str, dst: str, check: Any) -> RenderResult:
         res.message = (f"{task.src}: worker {_worker_name()} cannot load model '{task.model_ref}': {e} "
                        f"(workers need the model on shared storage or in their own catalog)")
         return res
-    kw: dict[str, Any] = {}
-    if _takes_progress():
-        kw["progress"] = check
-    return render_file(src, dst, conv, existing=task.existing, subtype=task.subtype,
-                       automation=task.automation, **kw)
-
-
-def _takes_progress() -> bool:
-    import inspect
-
-    return "progress" in inspect.signature(render_file).parameters
+    return render_file(src, dst, conv, existing=task.existing, subtype=task.subtype, automation=task.automation,
+                       allow_truncated=task.allow_truncated, progress=check)
 
 
 def render_task(task: RenderTask) -> tuple[RenderResult, bytes | None, str]:
