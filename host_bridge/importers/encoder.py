@@ -85,12 +85,26 @@ def select_encoder_tensors(t: dict[str, np.ndarray], layout: str, where: str) ->
     return {k: np.ascontiguousarray(t[k], dtype=np.float32) for k in want}, notes
 
 
-def import_encoder(path: str | os.PathLike, out_dir: str | os.PathLike, *, layout: str = "vec768l12",
-                   name: str | None = None, overwrite: bool = False) -> tuple[Path, list[str]]:
-    """Write an encoder folder (kind 'hubert' or 'onnx-encoder'); returns (folder, notes)."""
+def import_encoder(path: str | os.PathLike | list[str | os.PathLike], out_dir: str | os.PathLike, *,
+                   layout: str = "vec768l12", name: str | None = None, overwrite: bool = False,
+                   output_layer: int | None = None, sha256: str | None = None,
+                   dtype: str = "float16") -> tuple[Path, list[str]]:
+    """Write an encoder folder (kind 'hubert', 'onnx-encoder' or 'whisper'); returns (folder, notes).
+
+    ``path``: one file, or several pieces of a CTranslate2 Whisper model.bin (or the wheels holding
+    them; see :mod:`host_bridge.importers.whisper`, which takes ``output_layer``, ``sha256``, ``dtype``).
+    """
+    from host_bridge.importers.whisper import import_whisper, is_ctranslate2
     from svc_dsp.models.folder import write_model_folder
 
-    path, out_dir = Path(path), Path(out_dir)
+    paths = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+    if is_ctranslate2(paths):
+        return import_whisper(paths, out_dir, output_layer=output_layer, name=name, sha256=sha256, dtype=dtype,
+                              overwrite=overwrite)
+    if len(paths) != 1:
+        raise ParameterError(f"{len(paths)} files given; several files are accepted only as the pieces of a "
+                             f"CTranslate2 Whisper model.bin (model.bin.part1, .part2, ... or their wheels)")
+    path, out_dir = paths[0], Path(out_dir)
     if layout not in LAYOUTS:
         raise ParameterError(f"encoder layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
     lay = LAYOUTS[layout]

@@ -16,7 +16,9 @@ if str(ROOT) not in sys.path:  # plain `pytest` from a checkout that is not pip-
 torch = pytest.importorskip("torch")
 
 PRESETS = ROOT / "presets"
-SHIPPED = sorted((PRESETS / "encoders").iterdir())
+# the causal phone encoders this recipe makes (presets/encoders also holds converted Whisper weights)
+SHIPPED = sorted(f for f in (PRESETS / "encoders").iterdir() if (f / "model.json").is_file()
+                 and '"kind": "causal-mel"' in (f / "model.json").read_text(encoding="utf-8"))
 
 
 def _signal(sr: int, seconds: float = 1.3) -> np.ndarray:
@@ -94,7 +96,8 @@ def test_bundled_models_load_and_fit_the_size_budget() -> None:
     for model in sorted((PRESETS / "models").iterdir()):
         assert load_model(model).sample_rate > 0
     total = sum(f.stat().st_size for f in PRESETS.rglob("*") if f.is_file())
-    assert total <= 25e6, f"bundled model files: {total / 1e6:.1f} MB"
+    # 40 MB: svc-phone-v1 and the demo (6.5 MB) + Whisper base blocks 1-4 (28.6 MB); docs/decisions.md
+    assert total <= 40e6, f"bundled model files: {total / 1e6:.1f} MB"
 
 
 def test_force_align_recovers_timings_from_clean_posteriors() -> None:
