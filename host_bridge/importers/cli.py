@@ -30,8 +30,10 @@ def add_import_subcommands(subparsers: Any) -> None:
                     "so voices find it.")
     e.add_argument("file", nargs="+", help="the file (several only for the pieces of a CTranslate2 model.bin)")
     e.add_argument("-o", "--output", required=True, metavar="DIR")
-    e.add_argument("--layout", default="vec768l12", choices=["vec768l12", "vec256l9", "vec768l9", "vec256l12"],
-                   help="which features: vec768l12 = layer 12 (default), vec256l9 = layer 9 + final_proj")
+    e.add_argument("--layout", default="vec768l12", choices=["vec768l12", "vec256l9", "vec768l9", "vec256l12",
+                                                              "whisper-ppg", "whisper-ppg-large"],
+                   help="which features: vec768l12 = layer 12 (default), vec256l9 = layer 9 + final_proj; "
+                        "whisper-ppg / whisper-ppg-large: so-vits-svc's Whisper medium / large-v2 features")
     e.add_argument("--output-layer", type=int, default=None, metavar="N",
                    help="Whisper: keep encoder blocks 1..N and give block N's output (default: all + ln_post)")
     e.add_argument("--sha256", default=None, help="Whisper: refuse the model.bin unless it has this sha256")

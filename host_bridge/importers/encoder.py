@@ -100,13 +100,14 @@ def import_encoder(path: str | os.PathLike | list[str | os.PathLike], out_dir: s
     paths = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
     if is_ctranslate2(paths):
         return import_whisper(paths, out_dir, output_layer=output_layer, name=name, sha256=sha256, dtype=dtype,
-                              overwrite=overwrite)
+                              overwrite=overwrite, sovits=layout if layout.startswith("whisper-ppg") else None)
     if len(paths) != 1:
         raise ParameterError(f"{len(paths)} files given; several files are accepted only as the pieces of a "
                              f"CTranslate2 Whisper model.bin (model.bin.part1, .part2, ... or their wheels)")
     path, out_dir = paths[0], Path(out_dir)
     if layout not in LAYOUTS:
-        raise ParameterError(f"encoder layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
+        raise ParameterError(f"encoder layout {layout!r} for '{path.name}'; allowed: {', '.join(LAYOUTS)} (whisper-ppg "
+                             f"and whisper-ppg-large come from CTranslate2 Whisper medium / large-v2 model.bin files)")
     lay = LAYOUTS[layout]
     cfg: dict[str, Any] = {"family": "content-encoder", "name": name or layout, "layout": layout,
                            "sample_rate": 16000, "frame_seconds": 0.02,

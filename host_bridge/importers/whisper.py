@@ -97,14 +97,15 @@ def _encoder_tensors(m: Ct2Model, upto: int, final_norm: bool, where: str) -> di
 
 def import_whisper(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, output_layer: int | None = None,
                    name: str | None = None, sha256: str | None = None, dtype: str = "float16",
-                   overwrite: bool = False) -> tuple[Path, list[str]]:
+                   overwrite: bool = False, sovits: str | None = None) -> tuple[Path, list[str]]:
     """Write a 'whisper' encoder folder from a CTranslate2 Whisper model; returns (folder, notes).
 
-    output_layer: keep blocks 1..N and give block N's output (default: every block + ``ln_post``,
-    the features so-vits-svc's whisper-ppg uses). sha256: the assembled model.bin must have it.
-    dtype: "float16" (as CTranslate2 Whisper models are published) or "float32".
+    output_layer: keep blocks 1..N and give block N's output (default: every block + ``ln_post``).
+    sha256: the assembled model.bin must have it. dtype: "float16" (as CTranslate2 Whisper models
+    are published) or "float32". sovits: "whisper-ppg" (Whisper medium) or "whisper-ppg-large"
+    (large-v2): the features so-vits-svc uses (every block, ln_post, input padded to 30 s), named so.
     """
-    from svc_dsp.models.encoders.whisper import WhisperEncoder
+    from svc_dsp.models.encoders.whisper import SOVITS_WHISPER, WhisperEncoder
     from svc_dsp.models.folder import write_model_folder
 
     if dtype not in ("float16", "float32"):
@@ -120,11 +121,22 @@ def import_whisper(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         raise ModelFormatError(f"{where}: a CTranslate2 '{m.spec or 'unnamed'}' model, not a Whisper model with an "
                                f"encoder (WhisperSpec); svc-host imports Whisper encoders from CTranslate2 files")
     d = int(m.variables["encoder/conv1/weight"].shape[0])
-    held = sum(1 for k in m.variables if k.startswith("encoder/layer_") and k.endswith("/self_attention/linear_0/weight"))
+    held = sum(1 for k in m.variables
+               if k.startswith("encoder/layer_") and k.endswith("/self_attention/linear_0/weight"))
     heads = int(np.asarray(m.variables.get("encoder/num_heads", d // 64)).reshape(-1)[0])
     size = SIZES.get((d, held), f"d{d}-l{held}")
     english = m.shapes.get("decoder/embeddings/weight", (0,))[0] == 51864
     size_name = size + (".en" if english and size not in ("large",) else "")
+    if sovits is not None:
+        if sovits not in SOVITS_WHISPER:
+            raise ParameterError(f"so-vits layout {sovits!r}; Whisper-based ones: {', '.join(SOVITS_WHISPER)}")
+        want, want_dim = SOVITS_WHISPER[sovits]
+        if d != want_dim or output_layer is not None:
+            extra = " with --output-layer" if d == want_dim else ""
+            raise ModelFormatError(f"{where}: so-vits-svc's '{sovits}' needs Whisper {want} ({want_dim}-dim, every "
+                                   f"block); this is Whisper {size_name} ({d}-dim){extra}; import a Whisper {want} "
+                                   f"model.bin, or drop --layout to use this one as it is")
+        name = name or sovits
     layer = held if output_layer is None else int(output_layer)
     if not 1 <= layer <= held:
         raise ParameterError(f"--output-layer {layer}; Whisper {size_name} has encoder blocks 1..{held}")
@@ -138,7 +150,8 @@ def import_whisper(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         "name": name or f"whisper-{size_name}" + ("" if final_norm else f"-l{layer}"),
         "size": size_name, "sample_rate": 16000, "frame_seconds": 0.02, "dim": d, "heads": heads,
         "n_layers": layer, "output_layer": layer, "final_norm": final_norm, "layers_in_source": held,
-        "margin_seconds": 2.0, "crossfade_seconds": 2.0, "license": "MIT (OpenAI Whisper), see LICENSE-whisper.txt",
+        "margin_seconds": 2.0, "crossfade_seconds": 2.0, "pad_30s": sovits is not None,
+        "license": "MIT (OpenAI Whisper), see LICENSE-whisper.txt",
         "provenance": {"imported_from": [Path(s.split(":")[0]).name for s in m.sources],
                        "source_sha256": m.sha256, "source_bytes": m.size,
                        "source": known or "a CTranslate2 Whisper model not in svc-host's list of checked files",

@@ -26,6 +26,20 @@ from svc_dsp.models.encoders.whisper_net import (HOP, SAMPLE_RATE, WhisperEncode
                                                  expected_shapes, normalize_log_mel)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: so-vits-svc speech_encoder ids built on Whisper -> (OpenAI size, unit dimension); every block + ln_post,
+#: each input padded to 30 s
+SOVITS_WHISPER = {"whisper-ppg": ("medium", 1024), "whisper-ppg-large": ("large-v2", 1280)}
+BUNDLED = "whisper-base-l4"
+
+
+def sovits_encoder_hint(name: str) -> str | None:
+    """For a so-vits voice whose ``speech_encoder`` is Whisper-based: what it needs and how to get it."""
+    if name not in SOVITS_WHISPER:
+        return None
+    size, dim = SOVITS_WHISPER[name]
+    return (f"'{name}' is Whisper {size} ({dim}-dim units); svc-host bundles Whisper base only ('{BUNDLED}', "
+            f"512-dim) and Whisper {size} does not install from PyPI here. Import a CTranslate2 Whisper {size} "
+            f"model.bin once: 'svc-host import encoder model.bin --layout {name} -o <catalog root>/encoders/{name}'")
 
 
 def n_frames(n_samples: int) -> int:

@@ -223,6 +223,12 @@ def load(folder: Path, cfg: dict[str, Any]) -> SovitsModel:
     try:
         enc = resolve_encoder(folder, ref)
     except CatalogError as e:
+        from svc_dsp.models.encoders.whisper import sovits_encoder_hint
+
+        hint = sovits_encoder_hint(str(ref.get("name")))
+        if hint:
+            raise CatalogError(f"{e}. so-vits voice '{cfg.get('name', folder.name)}' needs the content encoder "
+                               f"{hint}") from None
         raise CatalogError(f"{e}. so-vits voice '{cfg.get('name', folder.name)}' needs the content encoder "
                            f"'{ref.get('name')}' ({ref.get('dim')}-dim units): import it once with 'svc-host import "
                            f"encoder checkpoint_best_legacy_500.pt --layout {ref.get('name')} -o "
