@@ -26,7 +26,8 @@ def unpickle_in_subprocess(path: str | os.PathLike, *, select: str | None = None
     """Restricted-unpickle ``path`` in a separate Python process.
 
     Raises PickleRefusedError when the file asks for code (nothing ran), ModelFormatError when it is
-    not a readable torch checkpoint.
+    not a readable torch checkpoint or asks for more memory than its size justifies (the message
+    names the limit; see :class:`host_bridge.importers.restricted_unpickle.Limits`).
     """
     from safetensors.numpy import load_file
 
@@ -47,6 +48,8 @@ def unpickle_in_subprocess(path: str | os.PathLike, *, select: str | None = None
             cmd.append("--allow-config-objects")
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "HOME", "TMPDIR")}
         env["PYTHONPATH"] = str(root)
+        # one BLAS/OpenMP thread: the worker does no maths, and idle thread pools reserve address space
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=env, cwd=str(root))
         except subprocess.TimeoutExpired:
@@ -55,6 +58,8 @@ def unpickle_in_subprocess(path: str | os.PathLike, *, select: str | None = None
         msg = (r.stderr.strip().splitlines() or [""])[-1]
         if r.returncode == 3:
             raise PickleRefusedError(f"{what} '{path}': {msg.removeprefix('REFUSED: ')}")
+        if r.returncode == 5:
+            raise ModelFormatError(f"{what} '{path}' refused: {msg.removeprefix('LIMIT: ')}")
         if r.returncode != 0:
             raise ModelFormatError(f"{what} '{path}' could not be read as a torch checkpoint: "
                                    f"{msg.removeprefix('UNREADABLE: ') or r.stderr.strip()[-500:]}")
