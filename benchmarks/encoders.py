@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
 
     from benchmarks.common import machine_line
-    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
     from training.corpus.synth_speech import Job, Variant, build_corpus, load_shard, make_sentences, voice_info
     from training.encoder_train import frame_accuracy
     from training.features import resolve_encoder_folder

@@ -24,7 +24,7 @@ import numpy as np
 def _random_voice(seed: int = 0) -> Any:
     import torch
 
-    from svc_dsp.features.hubert import HubertEncoder, expected_shapes
+    from svc_dsp.models.encoders.hubert import HubertEncoder, expected_shapes
     from svc_dsp.models.sovits.layout import MODEL_DEFAULTS, inference_shapes
     from svc_dsp.models.sovits.model import SovitsModel
 

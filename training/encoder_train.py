@@ -4,7 +4,7 @@ The shipped units are the phone posteriors (``"output": "softmax"``, ``dim`` = n
 phones): a PPG, the most speaker-independent thing this net can emit; the classifier
 is ``proj`` itself, so no training-only weights exist to strip.
 
-Targets follow the engine grid (see ``svc_dsp.features.content_causal``): the label of
+Targets follow the engine grid (see ``svc_dsp.models.encoders.causal_mel``): the label of
 frame j (the phone at sample (j+1)*hop) is the target of network output frame
 j + 1 + delay_frames. Log-mels are computed once per clip with the net's own frontend;
 training runs the rest of the net (running normalisation, convs, proj) on random
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from svc_dsp.fileops import write_atomic
-from svc_dsp.features.content_causal import DEFAULT_CONFIG, CausalMelEncoder, CausalMelEncoderNet
+from svc_dsp.models.encoders.causal_mel import DEFAULT_CONFIG, CausalMelEncoder, CausalMelEncoderNet
 from training.corpus.synth_speech import PHONE_INDEX, PHONES, SAMPLE_RATE, Clip, frame_labels
 
 IGNORE = -100
@@ -370,7 +370,7 @@ def to_encoder(cfg: dict[str, Any], net: CausalMelEncoderNet) -> CausalMelEncode
 def export(folder: str | os.PathLike, cfg: dict[str, Any], net: CausalMelEncoderNet,
            training: dict[str, Any], check_clip: np.ndarray | None = None) -> Path:
     """Write the model folder, reload it through the engine's loader and compare outputs."""
-    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
     from svc_dsp.models.folder import write_model_folder
 
     enc = to_encoder(cfg, net)

@@ -81,7 +81,7 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
     when the reloaded folder's ``synthesize`` differs from the training model's by more than
     ``tolerance`` on the test signal, and leaves ``out_folder`` untouched in that case.
     """
-    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
     from svc_dsp.models.catalog import load_model
     from svc_dsp.models.folder import sha256_file, write_model_folder
     from svc_dsp.models.hpn import HpnModel

@@ -75,7 +75,7 @@ def resolve_encoder_folder(encoder_folder_or_name: str | os.PathLike) -> Path:
 
 def encoder_reference(folder: Path) -> dict[str, Any]:
     """{"kind", "name", "dim", "sha256", "path"} of a content-encoder folder (path is absolute)."""
-    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
 
     enc = load_content_encoder(folder)
     weights = sorted(folder.glob("*.safetensors"))
@@ -118,7 +118,7 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(encoder_folder: str, threads: int | None) -> None:
     import torch
 
-    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
 
     if threads is not None:  # worker processes only; the caller's setting is left alone
         torch.set_num_threads(threads)

@@ -14,7 +14,7 @@ from training.config import TrainConfig
 
 def load_run_encoder(features_meta: dict[str, Any]) -> Any:
     """The content encoder the features were made with; refuses one whose weights changed."""
-    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
     from training.features import encoder_reference
 
     ref = features_meta["encoder"]

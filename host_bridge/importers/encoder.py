@@ -54,7 +54,7 @@ def _from_transformers(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def select_encoder_tensors(t: dict[str, np.ndarray], layout: str, where: str) -> tuple[dict[str, np.ndarray], list[str]]:
     """fairseq (or transformers) tensors -> exactly the tensors the encoder folder keeps, float32."""
-    from svc_dsp.features.hubert import expected_shapes
+    from svc_dsp.models.encoders.hubert import expected_shapes
 
     if layout not in LAYOUTS:
         raise ParameterError(f"encoder layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
@@ -119,7 +119,7 @@ def import_encoder(path: str | os.PathLike | list[str | os.PathLike], out_dir: s
     if res.skipped:
         notes.append(f"skipped config objects (never executed): {', '.join(res.skipped)}")
     cfg.update(kind="hubert", output_layer=lay["output_layer"], final_proj=lay["final_proj"], dim=lay["dim"])
-    from svc_dsp.features.hubert import HubertEncoder
+    from svc_dsp.models.encoders.hubert import HubertEncoder
     HubertEncoder(cfg, tensors)  # proves it loads before anything is written
     return write_model_folder(out_dir, cfg, {"encoder.safetensors": tensors}, overwrite=overwrite), notes
 
@@ -136,7 +136,7 @@ def _read_checkpoint(path: Path) -> Any:
 
 
 def _import_onnx(path: Path, out_dir: Path, cfg: dict[str, Any], dim: int, overwrite: bool) -> tuple[Path, list[str]]:
-    from svc_dsp.features.content_onnx import OnnxContentEncoder
+    from svc_dsp.models.encoders.onnx import OnnxContentEncoder
     from svc_dsp.models.folder import write_model_folder
 
     cfg.update(kind="onnx-encoder", file="encoder.onnx", dim=dim)

@@ -2,7 +2,7 @@
 
 Importing this package registers the built-in F0 trackers ("yin", "harvest", "dio", and the neural
 "crepe", "crepe-tiny", "fcpe", "pesto", which import torch only when they first run).
-No torch here: content encoders that need it live in their own modules.
+No torch here: content encoders live in :mod:`svc_dsp.models.encoders`, torch building blocks in :mod:`svc_dsp.nn`.
 """
 from svc_dsp.features import f0, f0_crepe, f0_fcpe, f0_pesto, f0_world, f0_yin, loudness, pitch
 from svc_dsp.features.f0 import F0Stream, F0Tracker, f0_tracker_names, get_f0_tracker, register_f0_tracker

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from svc_dsp.errors import CatalogError, EncoderMismatchError, ModelFormatError
-from svc_dsp.features.content import ContentEncoder, load_content_encoder
+from svc_dsp.models.encoders.registry import ContentEncoder, load_content_encoder
 from svc_dsp.models.base import VoiceModel, family_loader, family_names
 from svc_dsp.models.folder import read_config, sha256_file, verify_manifest
 

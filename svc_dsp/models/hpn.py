@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from svc_dsp.errors import EncoderMismatchError, ModelFormatError
-from svc_dsp.features.content_causal import CausalMelEncoder
-from svc_dsp.features.mel import hz_to_mel
+from svc_dsp.models.encoders.causal_mel import CausalMelEncoder
+from svc_dsp.nn.mel import hz_to_mel
 from svc_dsp.models.base import VoiceModel, register_family
-from svc_dsp.models.cached_conv import CausalConv1d, CausalStack
+from svc_dsp.nn.cached_conv import CausalConv1d, CausalStack
 from svc_dsp.models.synth import HarmonicNoiseSynth
 
 FAMILY = "hpn"

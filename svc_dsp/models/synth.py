@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svc_dsp.features.mel import hz_to_mel
+from svc_dsp.nn.mel import hz_to_mel
 
 
 def band_noise_tables(sample_rate: int, n_bands: int, lengths: tuple[int, int], seed: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from svc_dsp.errors import ModelError
 from svc_dsp.models.base import VoiceModel
-from svc_dsp.runtime import onnx_providers
+from svc_dsp.nn.onnx import make_session
 
 
 def export_hpn_onnx(model: Any, path: str | os.PathLike, *, hops: int = 1, check: bool = True) -> Path:
@@ -103,9 +103,9 @@ class OnnxHpnModel(VoiceModel):
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=onnx_providers()) if onnx_path else None
+        self.session = make_session(onnx_path, so) if onnx_path else None
         self.group = hops if group_path is not None else 1
-        self.group_session = (ort.InferenceSession(str(group_path), so, providers=onnx_providers())
+        self.group_session = (make_session(group_path, so)
                               if group_path is not None else None)
         ref = self.group_session or self.session
         assert ref is not None

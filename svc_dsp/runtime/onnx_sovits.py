@@ -122,7 +122,7 @@ def export_sovits_onnx(model: Any, path: str | os.PathLike, *, check: bool = Tru
 
 
 def session(path: str | os.PathLike) -> Any:
-    from svc_dsp.features.content_onnx import make_session
+    from svc_dsp.nn.onnx import make_session
 
     return make_session(path)
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from host_bridge.importers.encoder import import_encoder
-from svc_dsp.features.content import load_content_encoder
-from svc_dsp.features.hubert import expected_shapes, n_units
+from svc_dsp.models.encoders.registry import load_content_encoder
+from svc_dsp.models.encoders.hubert import expected_shapes, n_units
 
 
 def _fake_omegaconf_module() -> types.ModuleType:

@@ -29,8 +29,8 @@ def _signal(sr: int, seconds: float = 1.3) -> np.ndarray:
 
 
 def _check_encoder(folder: Path) -> None:
-    from svc_dsp.features.content import load_content_encoder
-    from svc_dsp.features.content_causal import CausalMelEncoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
+    from svc_dsp.models.encoders.causal_mel import CausalMelEncoder
     from svc_dsp.models.folder import load_tensors
 
     enc = load_content_encoder(folder)

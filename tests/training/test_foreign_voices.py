@@ -43,7 +43,7 @@ def test_map_segments_splits_two_class_phones_and_marks_unmapped() -> None:
 def test_unmapped_frames_are_left_out_of_training_targets() -> None:
     import torch
 
-    from svc_dsp.features.content_causal import CausalMelEncoderNet
+    from svc_dsp.models.encoders.causal_mel import CausalMelEncoderNet
     from training.corpus.synth_speech import Clip, Variant
     from training.encoder_train import IGNORE, encoder_config, make_examples
 

@@ -71,7 +71,7 @@ def make_dataset(root: Path, files_per_speaker: int = 2, seconds: float = 3.0, s
 
 def write_random_encoder(root: Path, seed: int = 0) -> Path:
     """A random 'causal-mel' encoder folder under ``root/encoders/<name>`` (a catalog root)."""
-    from svc_dsp.features.content_causal import CausalMelEncoder
+    from svc_dsp.models.encoders.causal_mel import CausalMelEncoder
     from svc_dsp.models.folder import write_model_folder
 
     enc = CausalMelEncoder.random(seed, channels=32, dim=16, dilations=[1, 2, 4])

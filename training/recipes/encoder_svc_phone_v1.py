@@ -132,7 +132,7 @@ def _align(p: dict[str, Any], clips: list, check: list, tiny: bool, processes: i
     training it first if its folder is missing; report its agreement with true labels."""
     from dataclasses import replace
 
-    from svc_dsp.features.content import load_content_encoder
+    from svc_dsp.models.encoders.registry import load_content_encoder
     from training import encoder_train as et
     from training.corpus.synth_speech import frame_labels
 
@@ -193,7 +193,7 @@ def run(p: dict[str, Any], tiny: bool, export_only: bool = False, processes: int
         if recorded.get("steps") == step:
             info = recorded
     else:
-        from svc_dsp.features.content_causal import CausalMelEncoderNet
+        from svc_dsp.models.encoders.causal_mel import CausalMelEncoderNet
         examples = et.make_examples(train_clips, CausalMelEncoderNet(cfg, 16000))
         net, info = et.train(cfg, examples, settings, run_dir, log)
     enc = et.to_encoder(cfg, net)

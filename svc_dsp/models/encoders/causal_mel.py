@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from svc_dsp.features.content import ContentEncoder, register_content_encoder
-from svc_dsp.features.mel import LogMelFrontend
-from svc_dsp.models.cached_conv import CausalConv1d, CausalStack
+from svc_dsp.models.encoders.registry import ContentEncoder, register_content_encoder
+from svc_dsp.nn.mel import LogMelFrontend
+from svc_dsp.nn.cached_conv import CausalConv1d, CausalStack
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "family": "content-encoder", "kind": "causal-mel", "name": "random-test-encoder",

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from svc_dsp.errors import ModelFormatError
-from svc_dsp.features.content import ContentEncoder, mono_at, register_content_encoder
+from svc_dsp.models.encoders.registry import ContentEncoder, mono_at, register_content_encoder
 
 SAMPLE_RATE = 16000
 CONV_LAYERS = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2

@@ -12,17 +12,10 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.errors import ModelFormatError
-from svc_dsp.features.content import ContentEncoder, mono_at, register_content_encoder
+from svc_dsp.models.encoders.registry import ContentEncoder, mono_at, register_content_encoder
+from svc_dsp.nn.onnx import make_session
 
 SAMPLE_RATE = 16000
-
-
-def make_session(path: str | Path) -> Any:
-    import onnxruntime as ort
-
-    from svc_dsp.runtime import onnx_providers
-
-    return ort.InferenceSession(str(path), sess_options=ort.SessionOptions(), providers=onnx_providers())
 
 
 class OnnxContentEncoder(ContentEncoder):

@@ -80,6 +80,6 @@ def load_content_encoder(folder: str | Path) -> ContentEncoder:
 
 
 def _import_builtin() -> None:
-    import svc_dsp.features.content_causal  # noqa: F401  (registers 'causal-mel')
-    import svc_dsp.features.content_onnx  # noqa: F401  (registers 'onnx-encoder')
-    import svc_dsp.features.hubert  # noqa: F401  (registers 'hubert')
+    import svc_dsp.models.encoders.causal_mel  # noqa: F401  (registers 'causal-mel')
+    import svc_dsp.models.encoders.onnx  # noqa: F401  (registers 'onnx-encoder')
+    import svc_dsp.models.encoders.hubert  # noqa: F401  (registers 'hubert')

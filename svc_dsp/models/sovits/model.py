@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from svc_dsp.errors import CatalogError, EncoderMismatchError, ModelFormatError, ParameterError, UnknownSpeakerError
-from svc_dsp.features.content import ContentEncoder
+from svc_dsp.models.encoders.registry import ContentEncoder
 from svc_dsp.models.base import VoiceModel
 from svc_dsp.models.folder import check_shapes, load_tensors
 from svc_dsp.models.sovits.frames import stretch_units, volume

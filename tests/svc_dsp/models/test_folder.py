@@ -108,7 +108,7 @@ def test_encoder_dimension_mismatch_named(random_model_dir, tmp_path):
 
 
 def test_encoder_of_another_training_refused(random_model_dir, tmp_path):
-    from svc_dsp.features.content_causal import CausalMelEncoder
+    from svc_dsp.models.encoders.causal_mel import CausalMelEncoder
     from svc_dsp.models.folder import write_model_folder
 
     d = _copy(random_model_dir, tmp_path)

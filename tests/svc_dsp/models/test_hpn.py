@@ -128,7 +128,7 @@ def test_envelope_keeps_formants_fixed_across_pitch():
 
 def test_legacy_folders_without_amplitudes_key_use_the_distribution():
     """A model.json written before the 'amplitudes' key existed loads as the harmonic distribution."""
-    from svc_dsp.features.content_causal import CausalMelEncoder
+    from svc_dsp.models.encoders.causal_mel import CausalMelEncoder
     from svc_dsp.models.hpn import ARCH_DEFAULTS, HpnModel
 
     arch = {k: v for k, v in ARCH_DEFAULTS.items() if k not in ("amplitudes", "n_envelope")}
