@@ -2,7 +2,7 @@
 
 The registry (:mod:`svc_dsp.models.encoders.registry`) maps a folder's ``"kind"`` to a loader;
 built-in kinds: ``causal-mel`` (:mod:`.causal_mel`), ``onnx-encoder`` (:mod:`.onnx`),
-``hubert`` (:mod:`.hubert`). Each kind module registers itself when imported.
+``hubert`` (:mod:`.hubert`), ``whisper`` (:mod:`.whisper`). Each kind module registers itself when imported.
 """
 from svc_dsp.models.encoders.registry import (ContentEncoder, content_encoder_kinds, load_content_encoder, mono_at,
                                               register_content_encoder)

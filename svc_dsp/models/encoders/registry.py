@@ -83,3 +83,4 @@ def _import_builtin() -> None:
     import svc_dsp.models.encoders.causal_mel  # noqa: F401  (registers 'causal-mel')
     import svc_dsp.models.encoders.onnx  # noqa: F401  (registers 'onnx-encoder')
     import svc_dsp.models.encoders.hubert  # noqa: F401  (registers 'hubert')
+    import svc_dsp.models.encoders.whisper  # noqa: F401  (registers 'whisper')

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import svc_dsp.models.encoders.whisper  # noqa: F401  (TEMP until registered)
 from svc_dsp.errors import ManifestError, ParameterError
 from tests.host_bridge.ct2_whisper import np_encoder, np_log_mel, random_whisper, speechlike, to_ct2_names
 
