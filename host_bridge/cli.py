@@ -14,7 +14,7 @@ from svc_dsp.engine.parameters import PARAMETERS
 
 DEFAULT_PRESET = "demo"
 # so-vits-svc flags users already type -> our parameters
-_SHORT_FLAGS = {"transpose": ["-t"], "speaker": ["-s"], "f0_method": ["-f0p"]}
+_SHORT_FLAGS = {"transpose": ["-t"], "speaker": ["-s"], "f0_method": ["-f0p"], "cluster_ratio": ["-cr"]}
 
 RENDER_EPILOG = """\
 channels:
@@ -49,10 +49,20 @@ def _add_param_flags(p: argparse.ArgumentParser) -> None:
             kw.update(type=_parse_mix, metavar="NAME=W,...")
         else:
             kw.update(metavar="NAME")
-        text = f"{prm.doc}{rng} (default: {prm.to_text(prm.default)})"
+        text = f"{prm.doc}{rng}{_default_text(prm)}"
         g.add_argument(*flags, help=text.replace("%", "%%"), **kw)
     g.add_argument("-lea", "--loudness-envelope-adjustment", dest="lea", type=float, default=None, metavar="X",
                    help="so-vits-svc's -lea (0..1, 1 = output's own envelope); sets loudness_match = 1 - X")
+
+
+def _default_text(prm: Any) -> str:
+    """' (default: X)' in the flag's own terms: 0..1 values as typed on the command line (not as a
+    percentage), nothing when there is no fixed default (the doc says what happens then)."""
+    if prm.default is None:
+        return ""
+    if prm.kind == "float" and prm.unit == "%":
+        return f" (default: {prm.default:g})"
+    return f" (default: {prm.to_text(prm.default)})"
 
 
 def _parse_mix(text: str) -> dict[str, float]:
@@ -163,10 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_subcommands(t.add_subparsers(dest="stage", metavar="STAGE", required=True))
     imp = sub.add_parser("import", help="bring so-vits-svc voices and ContentVec/HuBERT encoders in safely")
     add_import_subcommands(imp.add_subparsers(dest="kind", metavar="KIND", required=True))
-    from host_bridge.weights_install import add_weights_subcommands
-
-    add_weights_subcommands(sub.add_parser("weights", help="install the neural F0 trackers' weights (CREPE, FCPE, "
-                                                           "PESTO) from their PyPI wheels"))
     from host_bridge.weights_install import add_weights_subcommands
 
     add_weights_subcommands(sub.add_parser("weights", help="install the neural F0 trackers' weights (CREPE, FCPE, "

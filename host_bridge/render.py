@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from host_bridge.render_plan import AUDIO_EXTENSIONS, BatchPlan, audio_files, plan_batch  # noqa: F401 (re-exported)
+from svc_dsp.audio.block_reader import BlockReader as _BlockReader  # counts what the decoder delivers
 
 EXISTING_POLICIES = ("skip", "overwrite", "error")
 
@@ -158,10 +159,9 @@ def _as_chain(plugins: Any) -> tuple[Any, Any]:
 
 def _render_whole(src: Path, info: Any, effect: Any, w: Any, res: RenderResult,
                   allow_truncated: bool = False) -> None:
-    from svc_dsp.audio.block_reader import BlockReader
     from svc_dsp.audio.io import sanitize
 
-    with BlockReader(src, info.channels, info.frames) as reader:
+    with _BlockReader(src, info.channels, info.frames) as reader:
         audio = reader.read(info.frames)
     if reader.ended_early:
         _truncated(src, info, reader.frames_read, reader.missing_frames, allow_truncated, res)
@@ -174,13 +174,12 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
                    res: RenderResult, allow_truncated: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> None:
     from host_bridge.automation import Automator, resolve_lanes
-    from svc_dsp.audio.block_reader import BlockReader
     from svc_dsp.audio.io import non_finite_warning, replace_non_finite
 
     sr, C = info.sample_rate, info.channels
     lanes = resolve_lanes(automation, sr)
     saved = [(e, e.raw_state) for e in chain.effects() if hasattr(e, "raw_state")]
-    reader = BlockReader(src, C, info.frames)
+    reader = _BlockReader(src, C, info.frames)
     try:
         chain.reset()
         L = chain.latency_at(sr, C)
@@ -235,104 +234,13 @@ def _truncated(src: Path, info: Any, present: int, missing: int, allow: bool, re
     res.seconds_audio = present / info.sample_rate
 
 
-# -- batches ------------------------------------------------------------------------
-_WORKER_CONVERTER: Any = None
+# -- batches: host_bridge.render_batch (re-exported here, lazily: it imports this module) ------------
+_BATCH_NAMES = ("render_batch", "summary_table")
 
 
-def _worker_init(model_ref: str, params: dict[str, Any], threads: int = 1) -> None:
-    global _WORKER_CONVERTER
-    import torch
+def __getattr__(name: str) -> Any:
+    if name in _BATCH_NAMES:
+        from host_bridge import render_batch as _rb
 
-    torch.set_num_threads(max(1, threads))
-    from svc_dsp.engine.converter import Converter
-
-    _WORKER_CONVERTER = Converter(model_ref, **params)
-
-
-def _worker_render(src: str, dst: str, existing: str, subtype: str | None, automation: Any = None,
-                   allow_truncated: bool = False) -> RenderResult:
-    return render_file(src, dst, _WORKER_CONVERTER, existing=existing, subtype=subtype, automation=automation,
-                       allow_truncated=allow_truncated)
-
-
-def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, jobs: int = 1,
-                 existing: str = "skip", subtype: str | None = None, automation: Any = None,
-                 threads: int = 1, allow_truncated: bool = False,
-                 progress: Callable[[int, int, RenderResult], None] | None = None) -> list[RenderResult]:
-    """Render all pairs with ``jobs`` worker processes (each loads the model once), each using
-    ``threads`` torch threads. One thread per job is the default: on a busy machine extra
-    intra-op threads spin against each other and can make a render ten times slower."""
-    results: list[RenderResult] = []
-    total = len(pairs)
-    if jobs <= 1 or total <= 1:
-        import torch
-
-        from svc_dsp.engine.converter import Converter
-
-        torch.set_num_threads(max(1, threads))
-
-        conv = Converter(model_ref, **params)
-        for i, (s, d) in enumerate(pairs):
-            r = render_file(s, d, conv, existing=existing, subtype=subtype, automation=automation,
-                            allow_truncated=allow_truncated)
-            results.append(r)
-            if progress:
-                progress(i + 1, total, r)
-        return results
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = mp.get_context("spawn")  # torch and fork do not mix
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(model_ref, params, threads)) as ex:
-        futs = {ex.submit(_worker_render, str(s), str(d), existing, subtype, automation, allow_truncated): i
-                for i, (s, d) in enumerate(pairs)}
-        done: dict[int, RenderResult] = {}
-        for n, f in enumerate(as_completed(futs)):
-            r = f.result()
-            done[futs[f]] = r
-            if progress:
-                progress(n + 1, total, r)
-    return [done[i] for i in range(total)]
-
-
-def _note(r: RenderResult) -> str:
-    """The result's message and warnings, without the file name the table already shows."""
-    notes = [r.message] if r.message else []
-    notes += r.warnings
-    out = []
-    for n in notes:
-        for prefix in (f"{r.input}: ", f"file '{r.input}': "):
-            if n.startswith(prefix):
-                n = n[len(prefix):]
-        n = n.replace(f"file '{r.input}': ", "")
-        out.append(n)
-    return "; ".join(out)
-
-
-def summary_table(results: list[RenderResult], width: int | None = None) -> str:
-    """A plain-text table: file (each path once), status, audio seconds, real-time factor, note.
-    Notes are never cut: a long note wraps onto further lines under the note column (``width``:
-    the line width to wrap at; default: the terminal's, at least 100)."""
-    import shutil
-    import textwrap
-
-    width = width or max(100, shutil.get_terminal_size((120, 24)).columns)
-    rows = [("file", "status", "audio s", "RTF", "note")]
-    for r in results:
-        rows.append((r.input, r.status, f"{r.seconds_audio:.1f}",
-                     f"{r.rtf:.3f}" if r.status == "ok" else "-", _note(r)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    indent = sum(widths) + 2 * 4
-    lines = []
-    for row in rows:
-        head = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  "
-        wrapped = textwrap.wrap(row[4], max(40, width - indent), break_long_words=False,
-                                break_on_hyphens=False) or [""]
-        lines.append((head + wrapped[0]).rstrip())
-        lines += [" " * indent + more for more in wrapped[1:]]
-    ok = sum(r.status == "ok" for r in results)
-    sk = sum(r.status == "skipped" for r in results)
-    fail = sum(r.status == "failed" for r in results)
-    lines.append(f"{ok} rendered, {sk} skipped, {fail} failed")
-    return "\n".join(lines)
+        return getattr(_rb, name)
+    raise AttributeError(f"module 'host_bridge.render' has no attribute {name!r}")

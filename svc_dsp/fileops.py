@@ -1,17 +1,111 @@
-"""Atomic file and folder writes: nothing is ever left half-written under its final name."""
+"""Atomic file and folder writes: nothing is ever left half-written under its final name.
+
+Temporary files are named ``.<name>.<pid>.<8 hex>.partial`` beside their target (``<name>``
+shortened so the whole name fits the file system's name limit). :func:`remove_stale_partials`
+removes only files of exactly that form whose writing process is gone.
+"""
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import time
 from pathlib import Path
+
+#: ``.<name>.<pid>.<8 hex>.partial``: a temp file of ours, from process ``pid``.
+PARTIAL_RE = re.compile(r"^\..+\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.partial$", re.DOTALL)
+#: ``.<name>.<8 hex>.partial``: the form older versions wrote (no process id in it).
+OLD_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.partial$", re.DOTALL)
+#: Old-form partials are taken as stale once unchanged this long (no process id to check).
+OLD_PARTIAL_STALE_S = 3600.0
+NAME_MAX = 255
+
+
+def _name_max(directory: str) -> int:
+    try:
+        return min(NAME_MAX, int(os.pathconf(directory, "PC_NAME_MAX")))
+    except (OSError, ValueError, AttributeError):
+        return NAME_MAX
+
+
+def temp_name(final: str | os.PathLike[str]) -> str:
+    """A fresh temp file name (no folder) for writing ``final``: ``.<name>.<pid>.<hex>.partial``,
+    ``<name>`` shortened (whole characters) so the name fits NAME_MAX bytes."""
+    final = os.fspath(final)
+    name = os.path.basename(final)
+    limit = _name_max(os.path.dirname(os.path.abspath(final)) or ".")
+    tail = f".{os.getpid()}.{secrets.token_hex(4)}.partial"
+    room = limit - 1 - len(tail.encode())
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return f".{name}{tail}"
+
+
+def open_temp_beside(final: str | os.PathLike[str]) -> tuple[int, str]:
+    """Create (O_EXCL) a temp file beside ``final``; returns ``(fd, path)``."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(final)))
+    while True:
+        tmp = os.path.join(directory, temp_name(final))
+        try:  # O_EXCL: never clobber; mode 0o666 lets the umask decide permissions
+            return os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process, or we cannot tell: keep its file
+    return True
+
+
+def stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Our temp files in ``folder`` (not recursive) left by a process that no longer runs (or, for
+    the old form without a process id, unchanged for :data:`OLD_PARTIAL_STALE_S`)."""
+    out: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return out
+    now = time.time()
+    for e in entries:
+        if not e.is_file(follow_symlinks=False):
+            continue
+        m = PARTIAL_RE.match(e.name)
+        if m is not None and not _alive(int(m["pid"])):
+            out.append(Path(e.path))
+        elif m is None and OLD_PARTIAL_RE.match(e.name):
+            try:
+                if now - e.stat(follow_symlinks=False).st_mtime > OLD_PARTIAL_STALE_S:
+                    out.append(Path(e.path))
+            except OSError:
+                pass
+    return sorted(out)
+
+
+def remove_stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove :func:`stale_partials` of ``folder``; returns the paths removed."""
+    removed = []
+    for p in stale_partials(folder):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write ``data`` (str as UTF-8) to a temp file beside ``path``, then rename it into place."""
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    fd, tmp = open_temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)

@@ -35,7 +35,7 @@ class BlockReader:
         self._pb: Any = None
         self._sf: Any = None
         try:
-            self._sf = sf.SoundFile(os.fspath(path))
+            self._sf = sf.SoundFile(os.fsencode(path))  # bytes: non-UTF-8 names work too
         except (sf.SoundFileError, RuntimeError):
             from pedalboard.io import AudioFile
 

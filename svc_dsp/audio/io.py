@@ -8,14 +8,13 @@ that is not audio, is truncated, has a sample rate outside 8000..192000 Hz or ha
 an empty file is refused with :class:`~svc_dsp.errors.AudioError`.
 
 Writing never leaves a partial file: :class:`AtomicAudioWriter` writes to a hidden temporary file
-beside the target (``.<name>.<random>.partial``) and renames it onto the target only when the
+beside the target (``.<name>.<pid>.<random>.partial``, see :mod:`svc_dsp.fileops`) and renames it onto the target only when the
 ``with`` block exits without an exception. Samples outside [-1, 1] written to a non-float subtype
 are counted and clipped explicitly; ``FLOAT``/``DOUBLE`` subtypes keep them.
 """
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from svc_dsp.errors import AudioError, UnsupportedAudioError
+from svc_dsp.fileops import open_temp_beside
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -134,7 +134,7 @@ def _open_info(path: PathLike, allow_truncated: bool = False) -> AudioInfo:
     if os.path.getsize(p) == 0:
         raise AudioError(f"file '{p}': 0 bytes; the file is empty — re-export it from your DAW")
     try:
-        raw = sf.info(p)
+        raw = sf.info(os.fsencode(p))  # bytes: soundfile cannot encode non-UTF-8 names held as str
     except (sf.SoundFileError, RuntimeError) as exc:
         raise UnsupportedAudioError(
             f"file '{p}': not readable as audio (libsndfile: {_libsndfile_text(exc)}); "
@@ -194,7 +194,7 @@ def load_audio(path: PathLike, *, start: int = 0,
     if frames < -1:
         raise AudioError(f"file '{info.path}': frames={frames}; allowed: -1 (to the end) or >= 0")
     try:
-        data = sf.read(info.path, start=start, frames=frames, dtype="float32", always_2d=True)[0]
+        data = sf.read(os.fsencode(info.path), start=start, frames=frames, dtype="float32", always_2d=True)[0]
     except (sf.SoundFileError, RuntimeError) as exc:
         raise UnsupportedAudioError(
             f"file '{info.path}': decoding failed (libsndfile: {_libsndfile_text(exc)}); "
@@ -215,7 +215,7 @@ def iter_blocks(path: PathLike, block_frames: int) -> Iterator[np.ndarray]:
 
 def _blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
     try:
-        with sf.SoundFile(info.path) as fh:
+        with sf.SoundFile(os.fsencode(info.path)) as fh:
             while True:
                 data = fh.read(block_frames, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
@@ -348,18 +348,11 @@ class AtomicAudioWriter:
             raise AudioError(
                 f"file '{self.path}': folder '{directory}' does not exist — create it first"
             )
-        name = os.path.basename(self.path)
-        while True:
-            tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.partial")
-            try:  # O_EXCL: never clobber; mode 0o666 lets the umask decide permissions
-                fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-                break
-            except FileExistsError:
-                continue
+        fd, tmp = open_temp_beside(self.path)
         os.close(fd)
         self.temp_path = tmp
         try:
-            self._fh = sf.SoundFile(tmp, "w", samplerate=self.sample_rate,
+            self._fh = sf.SoundFile(os.fsencode(tmp), "w", samplerate=self.sample_rate,
                                     channels=self.channels, format=self.format,
                                     subtype=self.subtype)
             _no_peak_chunk(self._fh)

@@ -87,7 +87,7 @@ def test_worker_processes_use_the_requested_threads(random_model_dir, monkeypatc
     """--threads reaches each --jobs worker (it was once fixed at one thread there)."""
     import torch
 
-    import host_bridge.render as render
+    import host_bridge.render_batch as render
 
     seen = []
     monkeypatch.setattr(torch, "set_num_threads", seen.append)
