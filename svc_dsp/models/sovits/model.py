@@ -62,8 +62,13 @@ class SovitsModel(VoiceModel):
     regime = "windowed"
 
     def __init__(self, config: dict[str, Any], tensors: Mapping[str, np.ndarray], encoder: ContentEncoder | None,
-                 folder: Path | None = None) -> None:
+                 folder: Path | None = None, *, exact: bool = False) -> None:
         self.config, self.folder, self.encoder = config, folder, encoder
+        #: True: every synthesis runs the plain fp32 torch decoder (the reference, for checks);
+        #: False (default): the fast decoder (same output within 1e-4, see fast_decoder.py)
+        self.exact = bool(exact)
+        self._fast: Any = None
+        self._spk_cache: dict[Any, torch.Tensor] = {}
         #: k-means centres per speaker name (imported kmeans_10000.pt) and so-vits's -cr ratio
         self.cluster: dict[str, np.ndarray] = {}
         self.cluster_ratio = 0.0
@@ -105,6 +110,22 @@ class SovitsModel(VoiceModel):
     def speaker_embedding(self, spk: Any) -> torch.Tensor:
         """spk: name, emb_g row id, weights (S,) over :attr:`speakers`, or (S, T) per frame
         -> g (1, gin, 1) or (1, gin, T)."""
+        if isinstance(spk, (str, int, np.integer)):
+            key: Any = spk
+        elif isinstance(spk, np.ndarray) and spk.ndim == 1:
+            key = ("weights", spk.astype(np.float32).tobytes())
+        else:
+            key = None  # per-frame mixes change with every window
+        if key is not None and key in self._spk_cache:
+            return self._spk_cache[key]
+        g = self._speaker_embedding(spk)
+        if key is not None:
+            if len(self._spk_cache) >= 64:  # a mix automated over time: keep the newest ones
+                self._spk_cache.pop(next(iter(self._spk_cache)))
+            self._spk_cache[key] = g
+        return g
+
+    def _speaker_embedding(self, spk: Any) -> torch.Tensor:
         table = self.net.emb_g.weight
         if isinstance(spk, str):
             if spk not in self.speakers:
@@ -130,12 +151,16 @@ class SovitsModel(VoiceModel):
     @torch.no_grad()
     def synthesize(self, units: np.ndarray, f0: np.ndarray, uv: np.ndarray, speaker: Any,
                    volume: np.ndarray | None = None, noise_scale: float = DEFAULT_NOISE_SCALE,
-                   seed: int = DEFAULT_SEED, predict_f0: bool = False) -> np.ndarray:
+                   seed: int = DEFAULT_SEED, predict_f0: bool = False, *, exact: bool | None = None,
+                   frames: tuple[int, int] | None = None) -> np.ndarray:
         """Frame-rate features on the so-vits grid (frame k centred on sample k*hop) -> audio.
 
         units (T, ssl_dim) already stretched to frames; f0 (T,) Hz, interpolated over unvoiced
         frames; uv (T,) 1 = voiced; speaker: see :meth:`speaker_embedding`; volume (T,) RMS (used
         if the model has a volume embedding). Returns float32 (T*hop,).
+        exact: the plain fp32 torch decoder (default: :attr:`exact`, normally False: the fast
+        decoder, equal within 1e-4). frames (a, b): only output frames a..b-1 are wanted; the
+        decoder computes just those plus its receptive field; returns ((b-a)*hop,).
         """
         t = int(np.asarray(f0).shape[0])
         if t == 0:
@@ -152,8 +177,27 @@ class SovitsModel(VoiceModel):
                 raise ParameterError(f"model '{self.name}' has a volume embedding; pass volume (T,)")
             vol_t = torch.from_numpy(np.asarray(volume, dtype=np.float32))[None]
         g = self.speaker_embedding(speaker)
-        o, _ = self.net.infer_seeded(c, f0_t, uv_t, g, vol_t, noise_scale, seed, predict_f0)
+        a, b = (0, t) if frames is None else (int(frames[0]), int(frames[1]))
+        if not 0 <= a <= b <= t:
+            raise ParameterError(f"frames {frames}; expected (a, b) with 0 <= a <= b <= {t}")
+        if self.exact if exact is None else exact:
+            o, _ = self.net.infer_seeded(c, f0_t, uv_t, g, vol_t, noise_scale, seed, predict_f0)
+            o = o[..., a * self.hop_size:b * self.hop_size]
+        else:
+            dec = self.fast_decoder
+            o, _ = self.net.infer_seeded(c, f0_t, uv_t, g, vol_t, noise_scale, seed, predict_f0,
+                                         dec=lambda *args: dec(*args, frames=(a, b)))
         return o[0, 0].numpy().astype(np.float32)
+
+    @property
+    def fast_decoder(self) -> Any:
+        """The fast decoder (:mod:`fast_decoder`), built on first use (it transforms some
+        kernels once)."""
+        if self._fast is None:
+            from svc_dsp.models.sovits.fast_decoder import FastDecoder
+
+            self._fast = FastDecoder(self.net.dec)
+        return self._fast
 
     def content_units(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
         """audio (N,) at the model rate -> units stretched to ``n_frames`` (n_frames, ssl_dim)."""
@@ -166,10 +210,12 @@ class SovitsModel(VoiceModel):
         return stretch_units(units, n_frames, self.unit_mode)
 
     def convert_window(self, audio: np.ndarray, f0: np.ndarray, spk: np.ndarray, *, uv: np.ndarray | None = None,
-                       noise_scale: float = DEFAULT_NOISE_SCALE, seed: int = DEFAULT_SEED) -> np.ndarray:
+                       noise_scale: float = DEFAULT_NOISE_SCALE, seed: int = DEFAULT_SEED,
+                       cluster_ratio: float | None = None, index_ratio: float = 0.0) -> np.ndarray:
         """Convert one window. audio float32 (N,) at :attr:`sample_rate`; f0 (ceil(N/hop),) Hz on OUR
         grid (0 = unvoiced; interpolated here unless ``uv`` (same grid, 1 = voiced) is given);
-        spk (S,) or (S, ceil(N/hop)) weights. Returns (N,) float32 (the last N % hop samples are 0)."""
+        spk (S,) or (S, ceil(N/hop)) weights; cluster_ratio: k-means mixing 0..1 (None: the model's
+        own ``cluster_ratio`` attribute). Returns (N,) float32 (the last N % hop samples are 0)."""
         from svc_dsp.features.pitch import interpolate_unvoiced
 
         hop = self.hop_size
@@ -188,8 +234,12 @@ class SovitsModel(VoiceModel):
         if spk.ndim == 2:
             spk = _to_sovits_grid(spk, t)
         units = self.content_units(audio, t)
-        if self.cluster_ratio > 0 and spk.ndim == 1 and np.count_nonzero(spk) == 1:
-            units = self.apply_cluster(units, self.speakers[int(np.flatnonzero(spk)[0])], self.cluster_ratio)
+        ratio = self.cluster_ratio if cluster_ratio is None else float(cluster_ratio)
+        if ratio > 0 and spk.ndim == 1 and np.count_nonzero(spk) == 1:
+            units = self.apply_cluster(units, self.speakers[int(np.flatnonzero(spk)[0])], ratio)
+        index = getattr(self, "feature_index", None)
+        if index is not None and index_ratio > 0:  # feature retrieval (svc_dsp.models.retrieval)
+            units = index.apply_np(units, spk, self.speakers, float(index_ratio))
         vol = volume(audio, hop) if self.has_volume else None
         wave = self.synthesize(units, f0_sv, uv_sv, spk, vol, noise_scale, seed)
         out[: wave.shape[0]] = wave[:n]

@@ -8,7 +8,7 @@ CPU without touching torch's global RNG.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -87,10 +87,12 @@ class SovitsNet(nn.Module):
 
     def infer(self, c: torch.Tensor, f0: torch.Tensor, uv: torch.Tensor, g: torch.Tensor, vol: torch.Tensor | None,
               z_noise: torch.Tensor, rand_ini: torch.Tensor, src_noise: torch.Tensor, noise_scale: float | torch.Tensor,
-              predict_f0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+              predict_f0: bool = False, dec: Callable[..., torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """c (1, ssl, T), f0/uv (1, T), g (1, gin, 1|T) speaker embedding(s), vol (1, T) or None,
         z_noise (1, inter, T) N(0,1), rand_ini (1, 9) U(0,1), src_noise (1, T*hop, 9) N(0,1)
-        -> (audio (1, 1, T*hop), f0 used (1, T))."""
+        -> (audio (1, 1, T*hop), f0 used (1, T)). ``dec``: another decoder with
+        :attr:`dec`'s signature (the fast one), else :attr:`dec`."""
         mask = torch.ones_like(f0[:, None, :])
         x = self.pre(c) * mask + self.emb_uv(uv.long()).transpose(1, 2)
         if self.emb_vol is not None and vol is not None:
@@ -107,16 +109,17 @@ class SovitsNet(nn.Module):
         # a last-bit difference
         z_p = (m_p + (z_noise * noise_scale) * torch.exp(logs_p)) * mask
         z = self.flow.reverse(z_p, mask, g)
-        o = self.dec(z * mask, f0, g, rand_ini, src_noise)
+        o = (dec or self.dec)(z * mask, f0, g, rand_ini, src_noise)
         return o, f0
 
     @torch.no_grad()
     def infer_seeded(self, c: torch.Tensor, f0: torch.Tensor, uv: torch.Tensor, g: torch.Tensor,
                      vol: torch.Tensor | None, noise_scale: float = 0.4, seed: int = 52468,
-                     predict_f0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     predict_f0: bool = False, dec: Callable[..., torch.Tensor] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(int(seed))
         t = f0.shape[1]
         z_noise = torch.randn((1, self.inter, t), generator=gen)
         rand_ini = torch.rand((1, N_HARMONICS), generator=gen)
         src_noise = torch.randn((1, t * self.hop, N_HARMONICS), generator=gen)
-        return self.infer(c, f0, uv, g, vol, z_noise, rand_ini, src_noise, noise_scale, predict_f0)
+        return self.infer(c, f0, uv, g, vol, z_noise, rand_ini, src_noise, noise_scale, predict_f0, dec)
