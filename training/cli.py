@@ -116,12 +116,31 @@ def add_train_subcommands(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=_cmd_export)
 
+    p = subparsers.add_parser("index", help="add a feature-retrieval index (index_ratio) to a model folder",
+                              description="Indexes the content units 'train features' extracted for each of the "
+                                          "voice's speakers; the engine blends frames toward them by index_ratio.")
+    p.add_argument("model", type=Path, help="the exported model folder")
+    p.add_argument("prep_dir", type=Path, help="the prepared folder the voice was trained on (with features/)")
+    p.add_argument("--max-frames", type=int, default=20000, help="frames kept per speaker (default 20000)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild an existing index")
+    p.set_defaults(func=_cmd_index)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from training.index import build_index
+
+    path, notes = build_index(args.model, args.prep_dir, max_frames=args.max_frames, overwrite=args.overwrite)
+    for n in notes:
+        print(f"  {n}")
+    print(f"feature index -> {path}")
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     from svc_dsp.errors import SvcError
 
     ap = argparse.ArgumentParser(prog="python -m training.cli", description="svc-host training stages")
-    sub = ap.add_subparsers(dest="stage", required=True, metavar="{prepare,features,fit,export}")
+    sub = ap.add_subparsers(dest="stage", required=True, metavar="{prepare,features,fit,export,index}")
     add_train_subcommands(sub)
     args = ap.parse_args(argv)
     try:

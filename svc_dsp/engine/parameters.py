@@ -147,6 +147,10 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("output_gain_db", "float", 0.0, "dB", -60.0, 24.0, doc="Gain after conversion and mix.",
               smoothed=True),
     Parameter("bypass", "bool", False, doc="Pass the input through (still delayed by the latency)."),
+    Parameter("index_ratio", "float", 0.0, "%", 0.0, 1.0,
+              doc="Feature retrieval (RVC's index): share of each content frame replaced by the mean of its "
+                  "nearest frames from the target's own training data; 0 = off. Needs a voice with an index "
+                  "(`svc-host train index`); others ignore it."),
 )}
 
 #: so-vits-svc words users know -> our names.

@@ -119,7 +119,8 @@ class StatefulStage:
         self.f0_frames = self.f0_frames[k:]
         tr, lm, sp = self._frame_params(k)
         f0 = np.where(f0 > 0, f0 * np.exp2(tr / 12.0), 0.0).astype(np.float32)
-        wave, self.state = self.model.process_hops(xin, f0, sp, self.state)  # type: ignore[attr-defined]
+        wave, self.state = self.model.process_hops(  # type: ignore[attr-defined]
+            xin, f0, sp, self.state, index_ratio=float(self.targets().get("index_ratio", 0.0)))
         # frames o = m - d; o < 0 lie before the signal: they only warm the state
         ms_in = hop_mean_square(xin, hop)
         self.ms_frames = np.concatenate([self.ms_frames, ms_in])

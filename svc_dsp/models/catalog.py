@@ -109,4 +109,8 @@ def load_model(path_or_name: str | os.PathLike) -> VoiceModel:
     if loader is None:
         raise ModelFormatError(f"'{p}': model family {cfg['family']!r} is unknown; known families: "
                                f"{', '.join(family_names())}")
-    return loader(p, cfg)
+    model = loader(p, cfg)
+    from svc_dsp.models.retrieval import load_index
+
+    model.feature_index = load_index(p)  # type: ignore[attr-defined]  (None without an index)
+    return model

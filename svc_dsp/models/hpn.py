@@ -142,10 +142,13 @@ class HpnNet(nn.Module):
         v1 = torch.gather(env, 1, i0 + 1)
         return v0 + (v1 - v0) * w
 
-    def forward(self, x: torch.Tensor, f0: torch.Tensor, spk: torch.Tensor,
-                state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, f0: torch.Tensor, spk: torch.Tensor, state: list[torch.Tensor],
+                unit_map: Any = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """unit_map: optional ``(units (B,D,k), spk (B,S,k)) -> units`` (feature retrieval)."""
         enc_s, dec_s, syn_s = self._split(state)
         units, energy, enc_s = self.encoder(x, enc_s)
+        if unit_map is not None:
+            units = unit_map(units, spk)
         # loudness: the analysis window centred on the output frame's point (o+1)*hop is the
         # newest one when the encoder has >= 1 hop of delay; older ones wait in a delay line
         if self.energy_delay > 0:
@@ -204,16 +207,22 @@ class HpnModel(VoiceModel):
         return self.net.init_state(1)
 
     @torch.inference_mode()
-    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray,
-                     state: list[torch.Tensor]) -> tuple[np.ndarray, list[torch.Tensor]]:
-        """One streaming step. x: (k*hop,) float32; f0: (k,) Hz for output frames; spk: (S,) or (S,k)."""
+    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray, state: list[torch.Tensor],
+                     index_ratio: float = 0.0) -> tuple[np.ndarray, list[torch.Tensor]]:
+        """One streaming step. x: (k*hop,) float32; f0: (k,) Hz for output frames; spk: (S,) or (S,k);
+        index_ratio: feature retrieval 0..1 (used when the voice has an index)."""
         k = f0.shape[0]
         xs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
         fs = torch.from_numpy(np.ascontiguousarray(f0, dtype=np.float32))[None]
         sp = np.asarray(spk, dtype=np.float32)
         if sp.ndim == 1:
             sp = np.repeat(sp[:, None], k, axis=1)
-        wave, state = self.net(xs, fs, torch.from_numpy(np.ascontiguousarray(sp))[None], state)
+        index = getattr(self, "feature_index", None)
+        unit_map = None
+        if index is not None and index_ratio > 0:
+            def unit_map(u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:  # (1,D,k), (1,S,k); frames in step
+                return index.apply(u[0].T, s[0], self.speakers, float(index_ratio)).T[None]
+        wave, state = self.net(xs, fs, torch.from_numpy(np.ascontiguousarray(sp))[None], state, unit_map)
         return wave[0].numpy(), state
 
     def synthesize(self, audio: np.ndarray, f0: np.ndarray, spk: np.ndarray, chunk_hops: int = 400) -> np.ndarray:

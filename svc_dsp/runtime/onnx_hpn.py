@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from svc_dsp.errors import ModelError
+from svc_dsp.errors import ModelError, ParameterError
 from svc_dsp.models.base import VoiceModel
 from svc_dsp.nn.onnx import make_session
 
@@ -142,10 +142,13 @@ class OnnxHpnModel(VoiceModel):
     def init_state(self) -> list[np.ndarray]:
         return [s.numpy().copy() for s in self._torch.init_state()]
 
-    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray,
-                     state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray, state: list[np.ndarray],
+                     index_ratio: float = 0.0) -> tuple[np.ndarray, list[np.ndarray]]:
         """Same contract as HpnModel.process_hops: grouped runs while enough hops remain, then
-        one-hop runs."""
+        one-hop runs. Feature retrieval runs inside the torch graph only."""
+        if index_ratio > 0 and getattr(self._torch, "feature_index", None) is not None:
+            raise ParameterError(f"index_ratio {index_ratio:g} needs the torch backend for voice '{self.name}' "
+                                 f"(its ONNX graph has no retrieval); use backend 'torch' or 'auto'")
         hop = self.hop_size
         k = f0.shape[0]
         sp = np.asarray(spk, dtype=np.float32)
