@@ -16,7 +16,7 @@ import numpy as np
 
 from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_frame_gains, hop_mean_square
 from svc_dsp.errors import ParameterError
-from svc_dsp.models.base import VoiceModel
+from svc_dsp.models.base import StatefulModel
 
 PARAM_SMOOTH_S = 0.030  # time constant of frame-rate parameter smoothing
 
@@ -31,7 +31,7 @@ class StatefulStage:
     streaming tracker.
     """
 
-    def __init__(self, model: VoiceModel, f0_method: str, targets: Callable[[], dict[str, Any]],
+    def __init__(self, model: StatefulModel, f0_method: str, targets: Callable[[], dict[str, Any]],
                  f0_track: np.ndarray | None = None, hops_per_step: int = 1) -> None:
         from svc_dsp.features.f0 import get_f0_tracker
 
@@ -40,7 +40,7 @@ class StatefulStage:
         # hops computed together: 1 = lowest latency; 2 halves the per-call overhead of the
         # model runtime for one more hop of latency
         self.group = max(1, int(hops_per_step))
-        self.delay = int(model.net.delay_hops)  # type: ignore[attr-defined]
+        self.delay = int(model.delay_hops)
         self.targets = targets
         self.f0_track = f0_track
         lo, hi = model.f0_range
@@ -64,7 +64,7 @@ class StatefulStage:
     def reset(self) -> None:
         self.pending = np.zeros(0, np.float32)
         self.m = 0  # hops consumed
-        self.state = self.model.init_state()  # type: ignore[attr-defined]
+        self.state = self.model.init_state()
         self.f0_frames = np.zeros(self.delay, np.float32)  # f0 for frames -delay..-1 are 0
         self.ms_frames = np.zeros(0, np.float64)  # input mean squares of frames not yet output
         if self.f0_track is None:
@@ -119,7 +119,7 @@ class StatefulStage:
         self.f0_frames = self.f0_frames[k:]
         tr, lm, sp = self._frame_params(k)
         f0 = np.where(f0 > 0, f0 * np.exp2(tr / 12.0), 0.0).astype(np.float32)
-        wave, self.state = self.model.process_hops(  # type: ignore[attr-defined]
+        wave, self.state = self.model.process_hops(
             xin, f0, sp, self.state, index_ratio=float(self.targets().get("index_ratio", 0.0)))
         # frames o = m - d; o < 0 lie before the signal: they only warm the state
         ms_in = hop_mean_square(xin, hop)

@@ -75,6 +75,57 @@ class VoiceModel(ABC):
         """Streaming delay at the model's sample rate, derived from the model's layers."""
 
 
+class StatefulModel(VoiceModel):
+    """A causal model that runs hop by hop from explicit state (regime "stateful").
+
+    The engine drives it only through this interface: :attr:`delay_hops`, :meth:`init_state`
+    and :meth:`process_hops`.
+    """
+
+    regime: ClassVar[str] = "stateful"
+
+    @property
+    @abstractmethod
+    def delay_hops(self) -> int:
+        """Lookahead in hops: output frame o is computed in the step that consumes input hop o + delay_hops."""
+
+    @abstractmethod
+    def init_state(self) -> list[Any]:
+        """A fresh state (tensors or arrays, opaque to the engine)."""
+
+    @abstractmethod
+    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray, state: list[Any],
+                     index_ratio: float = 0.0) -> tuple[np.ndarray, list[Any]]:
+        """One step of k hops. x: float32 (k*hop,) input at :attr:`sample_rate`; f0: float32 (k,) Hz for
+        the step's output frames (0 = unvoiced, already transposed); spk: float32 (S,) or (S, k)
+        speaker weights; index_ratio: feature retrieval 0..1 (voices without an index ignore it).
+        Returns (float32 (k*hop,) output samples of frames m - delay_hops .., the new state)."""
+
+
+class WindowedModel(VoiceModel):
+    """A non-causal model that converts a bounded window at a time (regime "windowed").
+
+    The engine re-infers windows (streaming: :mod:`svc_dsp.engine.windowed`; offline:
+    :mod:`svc_dsp.engine.windowed_offline`) and calls only :meth:`convert_window`.
+    """
+
+    regime: ClassVar[str] = "windowed"
+
+    def latency_samples(self) -> int:
+        """Windowed models add no delay of their own: the window geometry sets the latency."""
+        return 0
+
+    @abstractmethod
+    def convert_window(self, audio: np.ndarray, f0: np.ndarray, spk: np.ndarray, *, uv: np.ndarray | None = None,
+                       noise_scale: float = 0.4, seed: int = 52468, cluster_ratio: float | None = None,
+                       index_ratio: float = 0.0) -> np.ndarray:
+        """audio: float32 (N,) at :attr:`sample_rate`; f0: float32 (ceil(N/hop),) Hz on the engine's frame
+        grid (0 = unvoiced, already transposed); spk: float32 (S,) or (S, ceil(N/hop)) weights; uv: 1 =
+        voiced per frame (None: from f0); noise_scale, seed: the model's noise draw; cluster_ratio,
+        index_ratio: content-unit retrieval 0..1 (models without centres/index ignore them).
+        Returns float32 (N,), time-aligned with ``audio``."""
+
+
 FamilyLoader = Callable[[Path, dict[str, Any]], VoiceModel]
 _FAMILIES: dict[str, FamilyLoader] = {}
 

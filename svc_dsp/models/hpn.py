@@ -31,7 +31,7 @@ from torch import nn
 from svc_dsp.errors import EncoderMismatchError, ModelFormatError
 from svc_dsp.models.encoders.causal_mel import CausalMelEncoder
 from svc_dsp.nn.mel import hz_to_mel
-from svc_dsp.models.base import VoiceModel, register_family
+from svc_dsp.models.base import StatefulModel, register_family
 from svc_dsp.nn.cached_conv import CausalConv1d, CausalStack
 from svc_dsp.models.synth import HarmonicNoiseSynth
 
@@ -161,7 +161,7 @@ class HpnNet(nn.Module):
         return wave, enc_s + dec_s + syn_s
 
 
-class HpnModel(VoiceModel):
+class HpnModel(StatefulModel):
     """Loaded 'hpn' voice model: config + encoder + decoder weights."""
 
     family = FAMILY
@@ -199,6 +199,10 @@ class HpnModel(VoiceModel):
     def decoder_tensors(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()
                 if not k.startswith("encoder.")}
+
+    @property
+    def delay_hops(self) -> int:
+        return int(self.net.delay_hops)
 
     def latency_samples(self) -> int:
         return self.net.delay_hops * self.hop_size + self.hop_size - 1

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.errors import ModelError, ParameterError
-from svc_dsp.models.base import VoiceModel
+from svc_dsp.models.base import StatefulModel
 from svc_dsp.nn.onnx import make_session
 
 
@@ -79,12 +79,7 @@ def _parity(model: Any, onnx_path: str, hops: int = 1) -> float:
     return float(np.abs(y_t - y_o).max())
 
 
-class _NetInfo:
-    def __init__(self, delay_hops: int) -> None:
-        self.delay_hops = delay_hops
-
-
-class OnnxHpnModel(VoiceModel):
+class OnnxHpnModel(StatefulModel):
     """The torch HpnModel's streaming interface, run by onnxruntime."""
 
     family = "hpn"
@@ -98,7 +93,7 @@ class OnnxHpnModel(VoiceModel):
 
         self.config, self.folder = model.config, model.folder
         self._torch = model
-        self.net = _NetInfo(int(model.net.delay_hops))
+        self._delay_hops = int(model.delay_hops)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -135,6 +130,10 @@ class OnnxHpnModel(VoiceModel):
     @property
     def providers(self) -> list[str]:
         return (self.group_session or self.session).get_providers()  # type: ignore[union-attr]
+
+    @property
+    def delay_hops(self) -> int:
+        return self._delay_hops
 
     def latency_samples(self) -> int:
         return self._torch.latency_samples()

@@ -15,7 +15,7 @@ import torch
 
 from svc_dsp.errors import CatalogError, EncoderMismatchError, ModelFormatError, ParameterError, UnknownSpeakerError
 from svc_dsp.models.encoders.registry import ContentEncoder
-from svc_dsp.models.base import VoiceModel
+from svc_dsp.models.base import WindowedModel
 from svc_dsp.models.folder import check_shapes, load_tensors
 from svc_dsp.models.sovits.frames import stretch_units, volume
 from svc_dsp.models.sovits.layout import inference_shapes
@@ -54,7 +54,7 @@ def _to_sovits_grid(x: np.ndarray, n: int) -> np.ndarray:
     return shifted[..., :n]
 
 
-class SovitsModel(VoiceModel):
+class SovitsModel(WindowedModel):
     """An imported so-vits-svc voice. Offline and windowed: :meth:`convert_window` converts one
     window of audio; :meth:`synthesize` runs the generator on frame-rate features."""
 
