@@ -86,4 +86,15 @@ def main(argv: list[str]) -> int:
                 times.append(time.perf_counter() - t0)
             row += f"{statistics.median(times) / args.seconds:>9.3f}"
         print(row, flush=True)
+    # what a user gets without choosing: StreamingConverter(model, rate, 256)
+    sc = StreamingConverter(model, sr, 256)
+    _stream(sc, x[: sr], 256)
+    times = []
+    for _ in range(args.repeats):
+        sc.reset()
+        t0 = time.perf_counter()
+        _stream(sc, x, 256)
+        times.append(time.perf_counter() - t0)
+    print(f"defaults, StreamingConverter(model, {sr}, 256): backend {sc.backend}, hops_per_step {sc.hops_per_step}, "
+          f"latency {sc.latency_samples * ms:.2f} ms, RTF {statistics.median(times) / args.seconds:.3f} at block 256")
     return 0

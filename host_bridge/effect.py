@@ -150,7 +150,8 @@ class VoiceConversion:
         if key not in self._latencies:  # parameters never change it: a default engine measures it
             from svc_dsp.engine.streaming import StreamingConverter
 
-            self._latencies[key] = int(StreamingConverter(self._model, sr, 1, f0_method="yin").latency_samples)
+            probe = StreamingConverter(self._model, sr, 1, backend="torch", f0_method="yin")
+            self._latencies[key] = int(probe.latency_samples)
         return self._latencies[key]
 
     @property

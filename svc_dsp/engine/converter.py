@@ -133,7 +133,7 @@ class Converter:
             mono = x.mean(axis=0) if x.shape[0] > 1 else x[0]
             xm = DcBlocker(m.sample_rate)(ZeroPhaseResampler(sample_rate, m.sample_rate).resample(mono))
             f0_track = self.track_f0(xm, p["f0_method"], -(-xm.shape[0] // m.hop_size))
-        sc = StreamingConverter(m, sample_rate, OFFLINE_BLOCK, f0_track=f0_track, **p)
+        sc = StreamingConverter(m, sample_rate, OFFLINE_BLOCK, backend="torch", f0_track=f0_track, **p)
         L, n = sc.latency_samples, x.shape[1]
         out = np.empty(x.shape, dtype=np.float32)
         kept = 0
