@@ -147,6 +147,9 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("output_gain_db", "float", 0.0, "dB", -60.0, 24.0, doc="Gain after conversion and mix.",
               smoothed=True),
     Parameter("bypass", "bool", False, doc="Pass the input through (still delayed by the latency)."),
+    Parameter("cluster_ratio", "float", 0.0, "%", 0.0, 1.0,
+              doc="so-vits voices with k-means centres: how far each content frame moves to its speaker's "
+                  "nearest centre (so-vits-svc: -cr); 0 = off. Voices without centres ignore it."),
     Parameter("index_ratio", "float", 0.0, "%", 0.0, 1.0,
               doc="Feature retrieval (RVC's index): share of each content frame replaced by the mean of its "
                   "nearest frames from the target's own training data; 0 = off. Needs a voice with an index "
@@ -155,7 +158,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
 
 #: so-vits-svc words users know -> our names.
 ALIASES: dict[str, str] = {"t": "transpose", "tran": "transpose", "s": "speaker", "spk": "speaker",
-                           "f0p": "f0_method", "f0_predictor": "f0_method"}
+                           "f0p": "f0_method", "f0_predictor": "f0_method", "cr": "cluster_ratio",
+                           "cluster_infer_ratio": "cluster_ratio"}
 
 
 def parameter(name: str) -> Parameter:

@@ -137,7 +137,8 @@ class WindowedStage:
         f0 = self._window_f0(w0)
         f0 = np.where(f0 > 0, f0 * 2.0 ** (float(t["transpose"]) / 12.0), 0.0).astype(np.float32)
         spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"])
-        y = self.model.convert_window(self.hist, f0, spk)  # type: ignore[attr-defined]
+        y = self.model.convert_window(self.hist, f0, spk,  # type: ignore[attr-defined]
+                                      cluster_ratio=float(t.get("cluster_ratio", 0.0)))
         seg = y[self.context: self.window - self.ahead]  # step + crossfade + search samples
         # keep a bounded F0 cache: frames older than the window are never needed again
         keep_from = max(0, (w0 + self.step) // self.hop - 1)
