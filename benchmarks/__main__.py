@@ -7,7 +7,7 @@ import sys
 
 SUITES = {"offline": "benchmarks.offline", "stream": "benchmarks.stream", "train": "benchmarks.train",
           "quality": "benchmarks.quality", "serve": "benchmarks.serve", "sovits": "benchmarks.sovits",
-          "encoders": "benchmarks.encoders"}
+          "encoders": "benchmarks.encoders", "f0": "benchmarks.f0"}
 
 
 def main(argv: list[str] | None = None) -> int:

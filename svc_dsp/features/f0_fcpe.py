@@ -7,7 +7,8 @@ Network (conv-only CFNaiveMelPE): Conv1d(128->512, 3) -> GroupNorm(4) -> LeakyRe
 six residual Conformer convolution modules (LayerNorm -> 1x1 Conv to 2048 -> GLU -> depthwise
 Conv k31 -> SiLU -> 1x1 Conv to 512); LayerNorm; weight-normed Linear(512->360); sigmoid.
 Decoding as torchfcpe's "local_argmax": activation-weighted mean of the cents of argmax +- 4 bins;
-unvoiced where the largest activation is <= ``threshold`` (so-vits-svc uses 0.05).
+unvoiced where the largest activation is <= ``threshold`` (so-vits-svc uses 0.05). Frame k is read
+as time k * 10 ms, as torchfcpe and so-vits-svc do.
 The receptive field is +-92 frames (0.92 s), so it is offline only; long inputs run in chunks with
 that much context on each side after the GroupNorm (whose statistics are taken over the whole
 clip, as in one pass), so the result equals one pass.
@@ -153,5 +154,7 @@ class FcpeTracker(OfflineNeuralTracker):
         cents = local_average(act, centre, self._cents, 4)
         conf = act[np.arange(act.shape[0]), centre]
         f0 = np.where(conf > self.threshold, 10.0 * 2.0 ** (cents / 1200.0), 0.0)
-        times = (np.arange(act.shape[0]) * HOP + HOP // 2) / self.net_rate
+        # torchfcpe labels frame k with time k * 10 ms (measured: aligning it with its window centre,
+        # 5 ms later, doubles the frames more than 100 cents off on sung clips)
+        times = np.arange(act.shape[0]) * HOP / self.net_rate
         return times, f0
