@@ -251,6 +251,7 @@ class Router:
             raise BadRequest("render jobs are off; start the server with --input-root DIR --output-root DIR")
         job = self.s.jobs.submit(inp, outp, existing, self.s.clients.reply_to(src))
         self.s.reply(src, "/svc/job/accepted", job.id, inp, outp)
+        self.s.jobs.start_planning(job)  # walks the folder off this thread; errors arrive as /svc/job/error
 
     def job_cancel(self, src: Address, msg: OscMessage) -> None:
         (jid,) = _want(msg, "n", "one job id (i)")

@@ -87,3 +87,78 @@ def test_cancel_and_folder_jobs(server, client, stems):
     assert client.wait("/svc/job/cancelled", timeout=30).args == [jid]
     assert not (server.outroot / "running-cancel.wav").exists()
     assert not [p for p in os.listdir(server.outroot) if p.endswith(".partial")]
+
+
+def test_submit_is_answered_while_its_folder_is_planned(server, client, stems, monkeypatch):
+    """Planning (walking the folder) happens off the OSC thread: the submit is accepted and pings are
+    answered while it runs; the job renders once it is planned."""
+    import threading
+
+    jobs = server.session.jobs
+    entered, gate = threading.Event(), threading.Event()
+    real = jobs.plan
+
+    def slow_plan(inp, outp):
+        entered.set()
+        gate.wait(45)
+        return real(inp, outp)
+
+    monkeypatch.setattr(jobs, "plan", slow_plan)
+    try:
+        client.send("/svc/job/submit", "stems", "planned-out", "overwrite")
+        client.send("/svc/ping", 41)
+        jid = client.wait("/svc/job/accepted").args[0]
+        assert client.wait("/svc/pong").args == [41]
+        assert entered.wait(30) and not gate.is_set()
+    finally:
+        gate.set()
+    done = client.wait("/svc/job/done", timeout=120, where=lambda m: m.args[0] == jid)
+    assert done.args[1] == "done" and (server.outroot / "planned-out" / "lead.wav").is_file()
+
+
+def test_huge_folder_is_capped_and_pings_stay_in_order(server, client):
+    """20 000 (empty) .wav files: each submit is answered at once with a job id, the folder is refused
+    by the per-job file cap on the planner, and pings sent in between are answered in order."""
+    from host_bridge.server.jobs import MAX_FILES_PER_JOB, MAX_QUEUED
+
+    big = server.inroot / "huge"
+    big.mkdir()
+    for i in range(20000):
+        (big / f"take{i:05d}.wav").touch()
+    n = MAX_QUEUED + 4
+    for k in range(n):
+        client.send("/svc/job/submit", "huge", f"huge-out-{k}", "overwrite")
+        client.send("/svc/ping", k)
+    answers = ("/svc/pong", "/svc/job/accepted", "/svc/error")
+    got: list = []
+    for _ in range(20 * n):  # bounded: each pump waits for one datagram (30 s guards a hang only)
+        got = [x for x in client.inbox if x.address in answers]
+        if len(got) >= 2 * n or not client._pump(30.0):
+            break
+    got = [x for x in client.inbox if x.address in answers]
+    client.inbox = [x for x in client.inbox if x.address not in answers]
+    pongs = [x.args[0] for x in got if x.address == "/svc/pong"]
+    assert pongs == list(range(n))
+    # each submit's answer comes before the ping sent after it
+    seq = [x.address for x in got]
+    for k in range(n):
+        assert seq[2 * k] in ("/svc/job/accepted", "/svc/error") and seq[2 * k + 1] == "/svc/pong", seq
+    accepted = [x.args[0] for x in got if x.address == "/svc/job/accepted"]
+    refused = [x for x in got if x.address == "/svc/error"]
+    assert accepted and all("queued" in r.args[1] for r in refused)
+    for jid in accepted:
+        err = client.wait("/svc/job/error", timeout=120, where=lambda m, j=jid: m.args[0] == j)
+        assert f"more than {MAX_FILES_PER_JOB} audio files" in err.args[1], err.args
+    assert not any((server.outroot / f"huge-out-{k}").exists() for k in range(n))
+
+
+def test_job_reports_progress_while_a_file_renders(server, client, stems):
+    """A file longer than one render block: /svc/job/progress arrives with a fraction between 0 and 1
+    while the file renders (from the renderer's progress callback), then the file and done events."""
+    sf.write(server.inroot / "long.wav", sung_tone(24000, 6.0), 24000)
+    client.send("/svc/job/submit", "long.wav", "long-out.wav", "overwrite")
+    jid = client.wait("/svc/job/accepted").args[0]
+    mid = client.wait("/svc/job/progress", timeout=120, where=lambda m: m.args[0] == jid and 0.0 < m.args[1] < 1.0)
+    assert mid.args[2:4] == [0, 1] and mid.args[4] == "long.wav"
+    done = client.wait("/svc/job/done", timeout=120, where=lambda m: m.args[0] == jid)
+    assert done.args[1] == "done"
