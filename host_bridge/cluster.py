@@ -15,6 +15,8 @@ clears temp files left by workers that died.
 from __future__ import annotations
 
 import contextlib
+import glob
+import re
 import time
 import uuid
 from pathlib import Path
@@ -131,9 +133,11 @@ def _lanes_for(src: Path, automation: Any) -> Any:
 
 
 def _partials(dst: Path) -> list[Path]:
-    """Temp files of the atomic writers for ``dst`` (``.NAME.XXXXXXXX.partial``)."""
+    """Temp files of the atomic writers for ``dst``: ``.NAME.PID.HEX8.partial`` (older: no PID).
+    The PID is a worker's on its own host, so it cannot tell here whether the writer still runs."""
+    pat = re.compile(rf"^\.{re.escape(dst.name)}\.([0-9]+\.)?[0-9a-f]{{8}}\.partial$")
     try:
-        return [p for p in dst.parent.glob(f".{dst.name}.*.partial") if len(p.name) == len(dst.name) + 18]
+        return [p for p in dst.parent.glob(f".{glob.escape(dst.name)}.*.partial") if pat.match(p.name)]
     except OSError:
         return []
 
