@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from host_bridge.render import RenderResult, render_file
 
-__all__ = ["render_batch", "summary_table", "clean_stale_partials"]
+__all__ = ["render_batch", "summary_table", "clean_stale_partials", "result_note"]
 
 _WORKER_CONVERTER: Any = None
 
@@ -126,7 +126,7 @@ def _render_pool(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
     return [done[i] for i in range(total)]
 
 
-def _note(r: RenderResult) -> str:
+def result_note(r: RenderResult) -> str:
     """The result's message and warnings, without the file name the table already shows."""
     out = []
     for n in ([r.message] if r.message else []) + r.warnings:
@@ -145,7 +145,7 @@ def summary_table(results: list[RenderResult], width: int | None = None) -> str:
     rows = [("file", "status", "audio s", "RTF", "note")]
     for r in results:
         rows.append((r.input, r.status, f"{r.seconds_audio:.1f}",
-                     f"{r.rtf:.3f}" if r.status == "ok" else "-", _note(r)))
+                     f"{r.rtf:.3f}" if r.status == "ok" else "-", result_note(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     indent = sum(widths) + 2 * 4
     lines = []

@@ -33,6 +33,11 @@ MAX_ANALYSIS_SR = 16000  # pitch and spectrogram need no more; long stems stay q
 def check_report_dir(folder: str | os.PathLike[str], plan: BatchPlan) -> None:
     """Refuse a report folder that is an input or output file, or that holds an index.html that
     svc-host did not write (it would be replaced)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise RenderError("--report draws with matplotlib, which is not installed: pip install 'svc-host[report]' "
+                          "(or pip install matplotlib)") from None
     d = Path(folder)
     real = os.path.realpath(d)
     for s, o in plan.pairs:
@@ -137,7 +142,8 @@ def plot_file(result: RenderResult, params: dict[str, Any]) -> bytes:
     ax.plot(t, lx, color="#888888", linewidth=1, label="input")
     ax.plot(ty, ly, color="#d62728", linewidth=1, label="output")
     ax.axhline(gate_db, color="#444444", linestyle=":", linewidth=1, label=f"gate {gate_db:g} dB")
-    ax.set_ylim(max(-100.0, min(gate_db, float(np.min(lx)) if lx.size else -100.0) - 6), 3)
+    floor = min([gate_db] + [float(np.percentile(v, 2)) for v in (lx, ly) if v.size])
+    ax.set_ylim(max(-100.0, floor - 6), 3)
     ax.set_ylabel("level dBFS")
     ax.legend(loc="upper right", fontsize=8)
     for ax, sig, rate, name in ((axes[2], x, sr, "input"), (axes[3], y, sry, "output")):
@@ -153,7 +159,8 @@ def plot_file(result: RenderResult, params: dict[str, Any]) -> bytes:
             ax.axvline(c, color="red", alpha=0.6, linewidth=0.8)
     axes[-1].set_xlabel("time (s)")
     axes[0].set_xlim(0, max(t[-1] if len(t) else 0.0, ty[-1] if len(ty) else 0.0, HOP_S))
-    note = f"grey: input below the gate ({gate_db:g} dB); red lines: clipped output ({len(clip_t)} samples)"
+    note = (f"grey: input below the gate ({gate_db:g} dB); red lines: clipped output ({len(clip_t)} sample "
+            f"positions at full scale)")
     fig.text(0.01, 0.005, note, fontsize=8, color="#444444")
     fig.tight_layout(rect=(0, 0.015, 1, 0.97))
     buf = io.BytesIO()
@@ -188,14 +195,19 @@ def write_report(folder: str | os.PathLike[str], results: list[RenderResult], pa
     (created if missing; each file written atomically). Returns the index path."""
     from svc_dsp.fileops import write_atomic
 
+    from host_bridge.render_batch import result_note
+
     d = Path(folder)
     d.mkdir(parents=True, exist_ok=True)
     rows = []
+    parents = [os.path.dirname(os.path.abspath(r.input)) for r in results]
+    root = os.path.dirname(os.path.commonpath(parents)) if parents else ""
     for i, r in enumerate(results, 1):
-        name = html.escape(os.fsencode(r.input).decode("utf-8", "replace"))
+        shown = os.path.relpath(os.path.abspath(r.input), root) if root else r.input
+        name = html.escape(os.fsencode(shown).decode("utf-8", "replace"))
         if r.status != "ok":
             rows.append(f"<section><h2>{name}</h2><p class='{r.status}'>{html.escape(r.status)}: "
-                        f"{html.escape(r.message or 'output exists')}</p></section>")
+                        f"{html.escape(result_note(r) or 'output exists')}</p></section>")
             continue
         try:
             png = plot_file(r, params)
@@ -204,7 +216,7 @@ def write_report(folder: str | os.PathLike[str], results: list[RenderResult], pa
             continue
         fn = _png_name(i, r.input)
         write_atomic(d / fn, png)
-        warn = "".join(f"<li>{html.escape(w)}</li>" for w in r.warnings)
+        warn = "".join(f"<li>{html.escape(w.replace(f'file {r.input!r}: ', ''))}</li>" for w in r.warnings)
         rows.append(f"<section><h2>{name}</h2><p>{r.seconds_audio:.1f} s, {r.sample_rate} Hz, {r.channels} ch"
                     f" &rarr; {html.escape(Path(r.output).name)}</p>{'<ul>' + warn + '</ul>' if warn else ''}"
                     f"<a href='{fn}'><img src='{fn}' alt='{name}'></a></section>")
