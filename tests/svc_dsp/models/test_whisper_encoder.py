@@ -53,7 +53,7 @@ def test_bundled_encoder_matches_a_numpy_forward(bundled, bundled_tensors):
     got = bundled.encode(x, 16000)
     ref = np_encoder(to_ct2_names(bundled_tensors, 8), np_log_mel(x, slaney_mel_filters()), 4, False)
     assert got.shape == ref.shape == (50, 512)  # 50 frames per second
-    assert np.abs(got - ref).max() <= 1e-3 * max(1.0, np.abs(ref).max() / 100)
+    assert np.abs(got - ref).max() <= 1e-3
 
 
 @pytest.mark.parametrize("seconds", [0.005, 0.013, 0.33, 1.234])
@@ -78,7 +78,7 @@ def test_selectable_layer_and_bf16(bundled_tensors):
     enc2 = WhisperEncoder(cfg, bundled_tensors, output_layer=2)
     ref = np_encoder(to_ct2_names(bundled_tensors, 8), np_log_mel(x, slaney_mel_filters()), 2, False)
     a = enc2.encode(x, 16000)
-    assert np.abs(a - ref).max() <= 1e-3 * max(1.0, np.abs(ref).max() / 100)
+    assert np.abs(a - ref).max() <= 1e-3
     enc2.set_dtype("bfloat16")
     b = enc2.encode(x, 16000)
     assert b.dtype == np.float32 and _cos(a, b).mean() > 0.99
@@ -168,8 +168,10 @@ def test_onnx_export_matches_torch(bundled, tmp_path):
     finally:
         bundled.use_onnx(None)
     assert got.shape == ref.shape
-    assert np.abs(got - ref).max() <= 1e-3 * max(1.0, np.abs(ref).max() / 100)
-    np.testing.assert_allclose(got_short, bundled.encode(x[:8000], 16000), atol=1e-3 * np.abs(ref).max() / 100)
+    # float32 both ways; units reach a few hundred in Whisper's outlier channels, so relative to the largest
+    scale = max(1.0, float(np.abs(ref).max()))
+    assert np.abs(got - ref).max() <= 2e-5 * scale
+    assert np.abs(got_short - bundled.encode(x[:8000], 16000)).max() <= 2e-5 * scale
 
 
 def test_damaged_or_truncated_folder_is_refused(tmp_path):
