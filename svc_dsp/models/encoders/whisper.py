@@ -13,6 +13,7 @@ so-vits-svc's whisper-ppg (each window padded to the full table).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -184,9 +185,11 @@ class WhisperEncoder(ContentEncoder):
                         int(self.config["heads"]), self.output_layer, self.net.ln_post is not None)
         example = torch.zeros(1, 80, 200)
         tmp = path.with_name(f".{path.name}.partial")
-        torch.onnx.export(net, (example,), str(tmp), input_names=["mel"], output_names=["units"],
-                          dynamic_axes={"mel": {2: "mel_frames"}, "units": {1: "frames"}}, opset_version=opset,
-                          dynamo=False)
+        with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(net, (example,), str(tmp), input_names=["mel"], output_names=["units"],
+                              dynamic_axes={"mel": {2: "mel_frames"}, "units": {1: "frames"}}, opset_version=opset,
+                              dynamo=False)
         tmp.replace(path)
         return path
 
