@@ -1,25 +1,32 @@
 """Atomic file and folder writes: nothing is ever left half-written under its final name.
 
-Temporary files are named ``.<name>.<pid>.<8 hex>.partial`` beside their target (``<name>``
-shortened so the whole name fits the file system's name limit). :func:`remove_stale_partials`
-removes only files of exactly that form whose writing process is gone.
+Temporary files are named ``.<name>.<pid>-<host>.<8 hex>.partial`` beside their target
+(``<host>``: 6 hex digits of this machine's name; ``<name>`` shortened so the whole name fits the
+file system's name limit). :func:`remove_stale_partials` removes only files of exactly that form
+whose writing process is gone: same machine and no process with that id, or (another machine's
+file on shared storage, or the older form without a process id) unchanged for a day.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
 import shutil
+import socket
 import time
 from pathlib import Path
 
-#: ``.<name>.<pid>.<8 hex>.partial``: a temp file of ours, from process ``pid``.
-PARTIAL_RE = re.compile(r"^\..+\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.partial$", re.DOTALL)
+#: ``.<name>.<pid>-<host>.<8 hex>.partial``: a temp file of ours, from process ``pid`` on ``host``.
+PARTIAL_RE = re.compile(r"^\..+\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})\.[0-9a-f]{8}\.partial$", re.DOTALL)
 #: ``.<name>.<8 hex>.partial``: the form older versions wrote (no process id in it).
 OLD_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.partial$", re.DOTALL)
-#: Old-form partials are taken as stale once unchanged this long (no process id to check).
-OLD_PARTIAL_STALE_S = 3600.0
+#: Partials whose process cannot be checked (older form, another machine) count as stale once
+#: unchanged this long.
+UNCHECKED_PARTIAL_STALE_S = 86400.0
 NAME_MAX = 255
+#: This machine's tag in temp names.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
 
 
 def _name_max(directory: str) -> int:
@@ -35,7 +42,7 @@ def temp_name(final: str | os.PathLike[str]) -> str:
     final = os.fspath(final)
     name = os.path.basename(final)
     limit = _name_max(os.path.dirname(os.path.abspath(final)) or ".")
-    tail = f".{os.getpid()}.{secrets.token_hex(4)}.partial"
+    tail = f".{os.getpid()}-{HOST_TAG}.{secrets.token_hex(4)}.partial"
     room = limit - 1 - len(tail.encode())
     while len(os.fsencode(name)) > room:
         name = name[:-1]
@@ -66,8 +73,9 @@ def _alive(pid: int) -> bool:
 
 
 def stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
-    """Our temp files in ``folder`` (not recursive) left by a process that no longer runs (or, for
-    the old form without a process id, unchanged for :data:`OLD_PARTIAL_STALE_S`)."""
+    """Our temp files in ``folder`` (not recursive) left by a process that no longer runs (for
+    another machine's files and the old form without a process id: unchanged for
+    :data:`UNCHECKED_PARTIAL_STALE_S`)."""
     out: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -78,11 +86,12 @@ def stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
         if not e.is_file(follow_symlinks=False):
             continue
         m = PARTIAL_RE.match(e.name)
-        if m is not None and not _alive(int(m["pid"])):
-            out.append(Path(e.path))
-        elif m is None and OLD_PARTIAL_RE.match(e.name):
+        if m is not None and m["host"] == HOST_TAG:
+            if not _alive(int(m["pid"])):
+                out.append(Path(e.path))
+        elif m is not None or OLD_PARTIAL_RE.match(e.name):
             try:
-                if now - e.stat(follow_symlinks=False).st_mtime > OLD_PARTIAL_STALE_S:
+                if now - e.stat(follow_symlinks=False).st_mtime > UNCHECKED_PARTIAL_STALE_S:
                     out.append(Path(e.path))
             except OSError:
                 pass

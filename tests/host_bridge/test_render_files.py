@@ -50,21 +50,23 @@ def test_sigterm_during_render_leaves_no_partial(tmp_path, random_model_dir):
 def test_stale_partials_of_our_naming_are_removed_on_the_next_run(tmp_path, random_model_dir, capsys):
     src = tmp_path / "a.wav"
     sf.write(src, sung_tone(16000, 0.3), 16000)
-    from svc_dsp.fileops import PARTIAL_RE
+    from svc_dsp.fileops import HOST_TAG, PARTIAL_RE
 
     out = tmp_path / "out"
     out.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
     dead_pid = int(dead.stdout)
-    stale = out / f".a.wav.{dead_pid}.0badc0de.partial"
-    live = out / f".b.wav.{os.getpid()}.0badc0de.partial"  # a render still running (this process)
-    old = out / ".c.wav.1234abcd.partial"  # the form older versions wrote
-    mine = [out / ".a.wav.partial", out / "notes.partial", out / f"a.wav.{dead_pid}.0badc0de.partial"]
+    stale = out / f".a.wav.{dead_pid}-{HOST_TAG}.0badc0de.partial"
+    live = out / f".b.wav.{os.getpid()}-{HOST_TAG}.0badc0de.partial"  # a render still running (this process)
+    old = out / ".c.wav.1234abcd.partial"  # the form older versions wrote, two days old
+    elsewhere = out / f".d.wav.{dead_pid}-000000.0badc0de.partial"  # another machine's, on shared storage
+    mine = [out / ".a.wav.partial", out / "notes.partial", out / f"a.wav.{dead_pid}-{HOST_TAG}.0badc0de.partial",
+            elsewhere]
     for p in [stale, live, old, *mine]:
         p.write_bytes(b"x" * 100)
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
-    assert PARTIAL_RE.match(stale.name) and not any(PARTIAL_RE.match(p.name) for p in mine)
+    os.utime(old, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    assert PARTIAL_RE.match(stale.name) and not any(PARTIAL_RE.match(p.name) for p in mine[:3])
     assert main(["render", str(src), "-o", str(out), "--model", str(random_model_dir), "-q"]) == 0
     assert "left by an interrupted render" not in capsys.readouterr().err  # -q
     assert not stale.exists() and not old.exists()
