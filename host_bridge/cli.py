@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_weights_subcommands(sub.add_parser("weights", help="install the neural F0 trackers' weights (CREPE, FCPE, "
                                                            "PESTO) from their PyPI wheels"))
+    from host_bridge.model_tools import add_model_tool_subcommands
+
+    add_model_tool_subcommands(sub)
     return ap
 
 

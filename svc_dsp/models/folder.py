@@ -111,15 +111,27 @@ def _check_safetensors_header(path: Path) -> int:
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load a safetensors file as numpy arrays after checking it is not a pickle."""
-    from safetensors.numpy import load_file
+    """Load a safetensors file as numpy arrays after checking it is not a pickle.
 
+    Tensors stored as float16 or bfloat16 (``svc-host compress --half``) come back as float32, so
+    every family computes in float32 whatever the storage; other dtypes are returned as stored.
+    """
     path = Path(path)
-    _check_safetensors_header(path)
+    n = _check_safetensors_header(path)
     try:
-        return load_file(str(path))
+        with open(path, "rb") as f:
+            f.seek(8)
+            header = json.loads(f.read(n))
+        if any(isinstance(v, dict) and v.get("dtype") == "BF16" for v in header.values()):
+            from safetensors.torch import load_file as load_torch
+
+            return {k: (v.float() if v.is_floating_point() else v).numpy() for k, v in load_torch(str(path)).items()}
+        from safetensors.numpy import load_file
+
+        out = load_file(str(path))
     except Exception as e:  # safetensors raises its own types
         raise ModelFormatError(f"'{path}' could not be read as safetensors: {e}") from None
+    return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in out.items()}
 
 
 def check_shapes(tensors: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], where: str) -> None:
