@@ -7,6 +7,11 @@ Graph: a fixed number of hops G per run (1 by default).
 The state (convolution caches, running statistics, oscillator phase as float64, absolute
 sample position as int64) is owned by the caller, so one session serves any number of
 streams.
+
+Per hop the runtime does no allocation and almost no Python: inputs, the output and two
+sets of state buffers are preallocated and bound to the session once (onnxruntime I/O
+binding); each run reads the state from one set and writes the next state into the other
+(ping-pong), so a run is copy-in of the hop, ``run_with_iobinding``, copy-out of the wave.
 """
 from __future__ import annotations
 
@@ -79,8 +84,76 @@ def _parity(model: Any, onnx_path: str, hops: int = 1) -> float:
     return float(np.abs(y_t - y_o).max())
 
 
+class _BoundState:
+    """One stream's state for :class:`OnnxHpnModel`: two sets of state buffers (OrtValues) and,
+    per session, one I/O binding for each direction (set 0 -> set 1, set 1 -> set 0)."""
+
+    def __init__(self, owner: "OnnxHpnModel", arrays: list[np.ndarray]) -> None:
+        import onnxruntime as ort
+
+        self.owner = owner
+        self.sets = [[ort.OrtValue.ortvalue_from_numpy(np.array(a, copy=True)) for a in arrays]
+                     for _ in range(2)]
+        self.cur = 0  # the set that holds the current state
+        self.bindings: dict[int, list[Any]] = {}
+        for g, io in owner._io.items():
+            b = []
+            for src, dst in ((0, 1), (1, 0)):
+                bind = io.session.io_binding()
+                for name, v in zip(("x", "f0", "spk"), io.inputs):
+                    bind.bind_ortvalue_input(name, v)
+                bind.bind_ortvalue_output("wave", io.wave)
+                for name, v in zip(owner._state_names, self.sets[src]):
+                    bind.bind_ortvalue_input(name, v)
+                for name, v in zip(owner._state_out_names, self.sets[dst]):
+                    bind.bind_ortvalue_output(name, v)
+                b.append(bind)
+            self.bindings[g] = b
+
+    def arrays(self) -> list[np.ndarray]:
+        """Copies of the current state (for checks)."""
+        return [v.numpy().copy() for v in self.sets[self.cur]]
+
+
+class _SessionIO:
+    """A session with its preallocated inputs (x, f0, spk) and output (wave) for G hops."""
+
+    def __init__(self, session: Any, g: int, hop: int, n_speakers: int) -> None:
+        import onnxruntime as ort
+
+        self.session, self.g = session, g
+        self.x = np.zeros((1, g * hop), np.float32)
+        self.f0 = np.zeros((1, g), np.float32)
+        self.spk = np.zeros((1, n_speakers, g), np.float32)
+        self.out = np.zeros((1, g * hop), np.float32)
+        # OrtValues over the numpy buffers (CPU: shared memory, no copies per run)
+        self.inputs = [ort.OrtValue.ortvalue_from_numpy(a) for a in (self.x, self.f0, self.spk)]
+        self.wave = ort.OrtValue.ortvalue_from_numpy(self.out)
+        self.run_options = ort.RunOptions()
+
+
+def session_options(threads: int = 1) -> Any:
+    """onnxruntime options for the streaming graphs: all graph optimisations, ``threads``
+    intra-op threads, one inter-op thread, denormals flushed to zero (long release tails)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.set_denormal_as_zero", "1")
+    so.log_severity_level = 3
+    return so
+
+
 class OnnxHpnModel(StatefulModel):
-    """The torch HpnModel's streaming interface, run by onnxruntime."""
+    """The torch HpnModel's streaming interface, run by onnxruntime.
+
+    :meth:`init_state` returns ``[state]`` where ``state`` is an opaque object holding the
+    bound buffers; :meth:`process_hops` advances it in place and returns the same list. A
+    list of arrays (e.g. ``[s.numpy() for s in torch_model.init_state()]``) is accepted too.
+    """
 
     family = "hpn"
     regime = "stateful"
@@ -89,15 +162,10 @@ class OnnxHpnModel(StatefulModel):
                  group_path: str | os.PathLike | None = None, hops: int = 1) -> None:
         """onnx_path: the one-hop graph; group_path: an optional graph of ``hops`` hops per run,
         used whenever at least that many hops are processed together."""
-        import onnxruntime as ort
-
         self.config, self.folder = model.config, model.folder
         self._torch = model
         self._delay_hops = int(model.delay_hops)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
+        so = session_options(threads)
         self.session = make_session(onnx_path, so) if onnx_path else None
         self.group = hops if group_path is not None else 1
         self.group_session = (make_session(group_path, so)
@@ -105,7 +173,13 @@ class OnnxHpnModel(StatefulModel):
         ref = self.group_session or self.session
         assert ref is not None
         self._state_names = [i.name for i in ref.get_inputs()][3:]
-        self._out_names = [o.name for o in ref.get_outputs()]
+        self._state_out_names = [o.name for o in ref.get_outputs()][1:]
+        S = len(model.speakers)
+        self._io: dict[int, _SessionIO] = {}
+        if self.session is not None:
+            self._io[1] = _SessionIO(self.session, 1, self.hop_size, S)
+        if self.group_session is not None:
+            self._io[self.group] = _SessionIO(self.group_session, self.group, self.hop_size, S)
 
     @classmethod
     def from_model(cls, model: Any, cache_dir: str | os.PathLike | None = None, hops: int = 1) -> "OnnxHpnModel":
@@ -138,36 +212,36 @@ class OnnxHpnModel(StatefulModel):
     def latency_samples(self) -> int:
         return self._torch.latency_samples()
 
-    def init_state(self) -> list[np.ndarray]:
-        return [s.numpy().copy() for s in self._torch.init_state()]
+    def init_state(self) -> list[Any]:
+        return [_BoundState(self, [s.numpy() for s in self._torch.init_state()])]
 
-    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray, state: list[np.ndarray],
-                     index_ratio: float = 0.0) -> tuple[np.ndarray, list[np.ndarray]]:
+    def process_hops(self, x: np.ndarray, f0: np.ndarray, spk: np.ndarray, state: list[Any],
+                     index_ratio: float = 0.0) -> tuple[np.ndarray, list[Any]]:
         """Same contract as HpnModel.process_hops: grouped runs while enough hops remain, then
         one-hop runs. Feature retrieval runs inside the torch graph only."""
         if index_ratio > 0 and getattr(self._torch, "feature_index", None) is not None:
             raise ParameterError(f"index_ratio {index_ratio:g} needs the torch backend for voice '{self.name}' "
                                  f"(its ONNX graph has no retrieval); use backend 'torch' or 'auto'")
+        st = state[0] if len(state) == 1 and isinstance(state[0], _BoundState) else None
+        if st is None or st.owner is not self:
+            arrays = st.arrays() if st is not None else [np.asarray(a) for a in state]
+            st = _BoundState(self, arrays)
+            state = [st]
         hop = self.hop_size
         k = f0.shape[0]
         sp = np.asarray(spk, dtype=np.float32)
-        if sp.ndim == 1:
-            sp = np.repeat(sp[:, None], k, axis=1)
         out = np.empty(k * hop, np.float32)
-        feed: dict[str, np.ndarray] = {}
         i = 0
         while i < k:
             g = self.group if (self.group_session is not None and k - i >= self.group) else 1
-            sess = self.group_session if g > 1 else self.session
-            if sess is None:
+            io = self._io.get(g)
+            if io is None:
                 raise ModelError(f"{k - i} hops left but only a {self.group}-hop ONNX graph is loaded")
-            feed["x"] = np.ascontiguousarray(x[None, i * hop:(i + g) * hop], dtype=np.float32)
-            feed["f0"] = np.ascontiguousarray(f0[None, i:i + g], dtype=np.float32)
-            feed["spk"] = np.ascontiguousarray(sp[None, :, i:i + g])
-            for name, s in zip(self._state_names, state):
-                feed[name] = s
-            res = sess.run(self._out_names, feed)
-            out[i * hop:(i + g) * hop] = res[0][0]
-            state = res[1:]
+            io.x[0] = x[i * hop:(i + g) * hop]
+            io.f0[0] = f0[i:i + g]
+            io.spk[0] = sp[:, i:i + g] if sp.ndim == 2 else sp[:, None]
+            io.session.run_with_iobinding(st.bindings[g][st.cur], io.run_options)
+            st.cur ^= 1
+            out[i * hop:(i + g) * hop] = io.out[0]
             i += g
         return out, state
