@@ -29,7 +29,10 @@ def _worker_init(model_ref: str, params: dict[str, Any], threads: int = 1) -> No
     torch.set_num_threads(max(1, threads))
     from svc_dsp.engine.converter import Converter
 
-    _WORKER_CONVERTER = Converter(model_ref, **params)
+    try:
+        _WORKER_CONVERTER = Converter(model_ref, **params)
+    except KeyboardInterrupt:  # stopped while loading: nothing written yet, no traceback to show
+        os._exit(130)
 
 
 def _worker_render(src: str, dst: str, existing: str, subtype: str | None, automation: Any = None,

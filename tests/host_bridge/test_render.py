@@ -91,6 +91,7 @@ def test_worker_processes_use_the_requested_threads(random_model_dir, monkeypatc
 
     seen = []
     monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    monkeypatch.setattr("host_bridge.render_stop.install_worker_handler", lambda: None)  # not in pytest itself
     render._worker_init(str(random_model_dir), {}, 3)
     assert seen == [3] and render._WORKER_CONVERTER is not None
     monkeypatch.setattr(render, "_WORKER_CONVERTER", None)
