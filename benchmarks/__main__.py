@@ -7,7 +7,8 @@ import sys
 
 SUITES = {"offline": "benchmarks.offline", "stream": "benchmarks.stream", "train": "benchmarks.train",
           "quality": "benchmarks.quality", "serve": "benchmarks.serve", "sovits": "benchmarks.sovits",
-          "encoders": "benchmarks.encoders", "f0": "benchmarks.f0"}
+          "encoders": "benchmarks.encoders", "f0": "benchmarks.f0", "cluster": "benchmarks.cluster",
+          "whisper": "benchmarks.whisper"}
 
 
 def main(argv: list[str] | None = None) -> int:
