@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from host_bridge.cli import main
@@ -22,12 +23,15 @@ def _partials(folder):
     return [p for p in Path(folder).rglob("*") if p.name.endswith(".partial")]
 
 
-def test_sigterm_during_render_leaves_no_partial(tmp_path, random_model_dir):
-    src = tmp_path / "long.wav"
-    sf.write(src, np.tile(sung_tone(16000, 2.0), 20), 16000, subtype="PCM_16")  # 40 s: still rendering when hit
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigterm_during_render_leaves_no_partial(tmp_path, random_model_dir, jobs):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("long.wav", "long2.wav")[:jobs]:  # 40 s each: still rendering when hit
+        sf.write(src / name, np.tile(sung_tone(16000, 2.0), 20), 16000, subtype="PCM_16")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "host_bridge.cli", "render", str(src), "-o", str(out),
-                             "--model", str(random_model_dir), "-q"],
+                             "--model", str(random_model_dir), "-q", "--jobs", str(jobs)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
@@ -44,7 +48,8 @@ def test_sigterm_during_render_leaves_no_partial(tmp_path, random_model_dir):
             proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "terminated" in err and "Traceback" not in err
-    assert _partials(out) == [] and not (out / "long.wav").exists()
+    assert _partials(out) == [] and not list(out.rglob("*.wav"))
+    assert "Traceback" not in err
 
 
 def test_stale_partials_of_our_naming_are_removed_on_the_next_run(tmp_path, random_model_dir, capsys):
