@@ -1,7 +1,9 @@
 """``svc-host serve``: one process owning a streaming engine, an OSC server and MIDI input.
 
-:func:`build` wires the pieces (also used in-process by tests and the benchmark);
-:func:`cmd_serve` is the CLI command. Threads: OSC receive, control worker, feedback
+:func:`start` binds the OSC port first (it answers ``/svc/ping`` and ``/svc/status`` and
+queues everything else while the model loads, see ``startup.py``); ``Startup.finish`` loads
+the model, opens audio and hands the queue to the real router. :func:`build` does both
+(also used in-process by tests and the benchmark); :func:`cmd_serve` is the CLI command. Threads: OSC receive, control worker, feedback
 (meters at a bounded rate, status once a second), the audio driver's callback (plus the
 engine thread in buffered mode), MIDI input, note-follow, one watcher per render job.
 """
@@ -41,8 +43,9 @@ class ServeOptions:
     rate: float = 1000.0
     burst: float = 2000.0
     meter_rate: float = 20.0
-    backend: str = "torch"
+    backend: str = "auto"          # "auto": the fastest the model family and this install have
     hops_per_step: int = 1
+    threads: int = 1               # torch intra-op threads for this process (0 = leave torch's default)
 
 
 class Server:
@@ -114,38 +117,90 @@ class Feedback:
         self._t.join(timeout=2)
 
 
-def build(opts: ServeOptions, *, source: Any = None) -> Server:
-    """Load the model, open audio, bind OSC, start everything. ``source``: pump input (tests)."""
-    from host_bridge.presets import load_preset
-    from host_bridge.server.audio_io import EngineHost
-    from host_bridge.server.drivers import JackDriver, PortAudioDriver, PumpDriver
-    from host_bridge.server.handlers import Router
-    from host_bridge.server.jobs import JobManager
-    from host_bridge.server.midi import MidiMapper, NoteFollower
+class Startup:
+    """A server whose OSC port is bound and answering while the rest loads (``finish``)."""
+
+    def __init__(self, opts: ServeOptions, transport: Any, gate: Any) -> None:
+        self.opts, self.transport, self.gate = opts, transport, gate
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.transport.address
+
+    def banner(self) -> str:
+        return (f"svc-host serve: OSC on {self.address[0]}:{self.address[1]}, loading the model "
+                f"(/svc/ping and /svc/status answer meanwhile; other messages wait for it)")
+
+    def finish(self, *, source: Any = None) -> Server:
+        """Load the model, open audio, start everything, replay the OSC queue. ``source``: pump
+        input (tests). On failure the OSC port is closed and the error raised."""
+        try:
+            return _finish(self.opts, self.transport, self.gate, source)
+        except BaseException:
+            self.transport.close()
+            raise
+
+
+def start(opts: ServeOptions) -> Startup:
+    """Bind and start OSC (light imports only: no torch yet); see :class:`Startup`."""
     from host_bridge.server.osc import AllowList, OscTransport
-    from host_bridge.server.session import Session
-    from svc_dsp.engine.parameters import validate_all
-    from svc_dsp.engine.streaming import StreamingConverter
+    from host_bridge.server.startup import LoadingGate
     from svc_dsp.errors import SvcError
-    from svc_dsp.models.catalog import find_in_catalog, load_model
 
     if opts.host not in ("127.0.0.1", "::1", "localhost") and not opts.allow:
         raise SvcError(f"--host {opts.host} exposes the server beyond this machine; name the clients allowed "
                        f"to control it with --allow ADDR (e.g. --allow 192.168.1.20 or 192.168.1.0/24)")
+    gate = LoadingGate()
+    transport = OscTransport(opts.host, opts.osc_port, gate, allow=AllowList(opts.allow), rate=opts.rate,
+                             burst=opts.burst, on_error=gate.error)
+    gate.transport = transport
+    transport.start()
+    return Startup(opts, transport, gate)
+
+
+def build(opts: ServeOptions, *, source: Any = None) -> Server:
+    """Bind OSC, load the model, open audio, start everything. ``source``: pump input (tests)."""
+    return start(opts).finish(source=source)
+
+
+def _finish(opts: ServeOptions, transport: Any, gate: Any, source: Any) -> Server:
+    from host_bridge.presets import load_preset
+    from svc_dsp.engine.parameters import validate_all
+    from svc_dsp.errors import SvcError
+
+    gate.set_stage("model", 0.1)
     values: dict[str, Any] = {}
     preset_name = None
     if opts.model:
         model_ref = opts.model
     else:
+        from svc_dsp.models.catalog import find_in_catalog
+
         pr = load_preset(opts.preset or "demo", allow_path=True)
         model_ref, preset_name = pr.model, pr.name
         values.update(pr.parameters)
         model_ref = str(find_in_catalog("models", model_ref))
     values.update(opts.params or {})
     values = validate_all(values)
+
+    from host_bridge.server.audio_io import EngineHost  # the heavy imports (torch) start here
+    from host_bridge.server.drivers import JackDriver, PortAudioDriver, PumpDriver
+    from host_bridge.server.handlers import Router
+    from host_bridge.server.jobs import JobManager
+    from host_bridge.server.midi import MidiMapper, NoteFollower
+    from host_bridge.server.session import Session
+    from svc_dsp.engine.streaming import StreamingConverter
+    from svc_dsp.models.catalog import load_model
+
+    if opts.threads > 0:  # torch's default (one per core) stalls the audio thread on a loaded machine
+        import torch
+
+        torch.set_num_threads(opts.threads)
+    gate.set_stage("model", 0.3)
     model = load_model(model_ref)
     model_name = Path(model_ref).name if ("/" in model_ref or Path(model_ref).is_dir()) else model_ref
 
+    gate.set_stage("audio", 0.6)
     driver: Any
     if opts.audio == "jack":
         driver = JackDriver(opts.jack_name, opts.jack_server)
@@ -162,12 +217,11 @@ def build(opts: ServeOptions, *, source: Any = None) -> Server:
         hops = opts.hops_per_step if m.regime == "stateful" else 1
         return StreamingConverter(m, sr, max_block, backend=opts.backend, hops_per_step=hops, **kw)
 
+    gate.set_stage("engine", 0.75)
     try:
         host = EngineHost(make_converter(model, values), sr, period, block)
         session = Session(model, model_name, values, host, preset=preset_name, make_converter=make_converter)
         session.driver_name = driver.name if opts.audio != "off" else "off"
-        transport = OscTransport(opts.host, opts.osc_port, Router(session), allow=AllowList(opts.allow),
-                                 rate=opts.rate, burst=opts.burst, on_error=session.error, backoff=host.behind)
     except BaseException:
         if opts.audio == "jack":
             driver.stop()
@@ -183,7 +237,6 @@ def build(opts: ServeOptions, *, source: Any = None) -> Server:
         if opts.midi_port:
             session.midi.open(opts.midi_port)
     except BaseException:
-        transport.sock.close()
         session.close()
         if opts.audio == "jack":
             driver.stop()
@@ -193,7 +246,10 @@ def build(opts: ServeOptions, *, source: Any = None) -> Server:
         driver.start(host)
         if hasattr(driver, "latency_changed"):
             session.latency_listeners.append(lambda _n: driver.latency_changed())
-    transport.start()
+    transport.on_error, transport.backoff = session.error, host.behind
+    router = Router(session)
+    gate.ready(router)  # what came during loading, in arrival order; then everything goes straight on
+    transport.handler = router
     return Server(session, transport, driver if opts.audio != "off" else None, Feedback(session, opts.meter_rate))
 
 
@@ -225,10 +281,14 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="OSC messages per second per sender (default 1000; 0 = off)")
     p.add_argument("--burst", type=float, default=2000.0, metavar="N", help="token bucket size (default 2000)")
     p.add_argument("--meter-rate", type=float, default=20.0, metavar="HZ", help="meter messages per second (max 60)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="engine runtime")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="engine runtime (default auto: onnx where onnxruntime is installed and the model family "
+                        "has an ONNX runtime, else torch)")
     p.add_argument("--hops-per-step", type=int, default=1, metavar="N",
                    help="model hops computed per engine step: 2 adds one hop of latency and halves per-step "
                         "overhead (with --backend onnx: 21.5 ms at RTF ~0.19 here)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch intra-op threads (default 1; 0 = torch's default, one per core)")
     p.set_defaults(audio="none")
 
 
@@ -240,10 +300,16 @@ def cmd_serve(args: argparse.Namespace, params: dict[str, Any]) -> int:
                         period=args.period, block_size=args.block_size, input_root=args.input_root,
                         output_root=args.output_root, midi_port=args.midi_port, rate=args.rate_limit,
                         burst=args.burst, meter_rate=args.meter_rate, backend=args.backend,
-                        hops_per_step=args.hops_per_step)
+                        hops_per_step=args.hops_per_step, threads=args.threads)
     sys.setswitchinterval(0.001)  # the audio callback waits at most ~1 ms for the GIL
     try:
-        server = build(opts)
+        startup = start(opts)
+    except (RuntimeError, OSError, ValueError) as e:
+        print(f"svc-host serve: {e}", file=sys.stderr)
+        return 2
+    print(startup.banner(), flush=True)
+    try:
+        server = startup.finish()
     except (RuntimeError, OSError, ValueError) as e:
         print(f"svc-host serve: {e}", file=sys.stderr)
         return 2
