@@ -235,6 +235,10 @@ def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLik
     sr = int(meta["sample_rate"])
     enc_folder = resolve_encoder_folder(encoder_folder_or_name)
     ref = encoder_reference(enc_folder)
+    if ref["kind"] != "causal-mel":  # the hpn decoder streams its encoder inside its own graph
+        raise TrainingError(f"content encoder '{ref['name']}' is of kind '{ref['kind']}'; 'train features' (hpn "
+                            f"voices) takes causal-mel encoders such as svc-phone-v1. Whisper/HuBERT encoders serve "
+                            f"imported so-vits voices and feature retrieval, not hpn training yet")
     _init_worker(str(enc_folder), None)
     enc = _WORKER["encoder"]
     hop = enc.hop(sr)

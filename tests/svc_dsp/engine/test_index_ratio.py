@@ -151,3 +151,12 @@ def test_train_index_builds_from_extracted_features(random_model_dir, tmp_path, 
     if cfg["content_encoder"].get("sha256"):
         assert train_main(["index", str(folder), str(prep), "--overwrite"]) == 2
         assert "trained with" in capsys.readouterr().err
+
+
+def test_train_features_refuses_an_encoder_hpn_cannot_stream(tmp_path):
+    from svc_dsp.errors import TrainingError
+    from training.features import extract_features
+
+    (tmp_path / "prepare.json").write_text(json.dumps({"sample_rate": 24000}))
+    with pytest.raises(TrainingError, match="kind 'whisper'.*causal-mel"):
+        extract_features(tmp_path, encoder_folder_or_name="whisper-base-l4", f0_method="yin")
