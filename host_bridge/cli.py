@@ -221,8 +221,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"svc-host render: no audio files found in {', '.join(args.inputs)}", file=sys.stderr)
         return 2
     if args.dry_run:
-        from host_bridge.render_check import dry_run, dry_run_table
+        from host_bridge.render_check import check_model, dry_run, dry_run_table
 
+        check_model(model_ref, params)
         rows = dry_run(plan, existing=args.existing, subtype=args.subtype, allow_truncated=args.allow_truncated)
         print(dry_run_table(rows, model_ref, params))
         return 1 if any(r.action == "fail" for r in rows) else 0

@@ -13,7 +13,22 @@ from typing import Any
 
 from host_bridge.render_plan import BatchPlan
 
-__all__ = ["DryRow", "dry_run", "dry_run_table"]
+__all__ = ["DryRow", "dry_run", "dry_run_table", "check_model"]
+
+
+def check_model(model_ref: str, params: dict[str, Any]) -> None:
+    """Read the model folder's model.json (no weights) and check the speaker names in ``params``
+    against it; raises SvcError (one line) on a problem."""
+    from svc_dsp.errors import UnknownSpeakerError
+    from svc_dsp.models.folder import read_config
+
+    cfg = read_config(model_ref)
+    names = [str(n) for n in cfg.get("speakers", [])]
+    wanted = ([params["speaker"]] if params.get("speaker") else []) + list(params.get("speaker_mix") or {})
+    for name in wanted:
+        if names and name not in names:
+            raise UnknownSpeakerError(f"speaker '{name}' is not in model '{model_ref}'; its speakers: "
+                                      f"{', '.join(names)}. Pass one of these with --speaker.")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ def test_dry_run_checks_everything_and_writes_nothing(tmp_path, random_model_dir
                "--subtype", "FLOAT"])
     text = capsys.readouterr().out
     assert rc == 1 and "FLOAT cannot be written as FLAC" in text and _files(tmp_path) == before
+    rc = main(["render", str(src / "b.flac"), "-o", str(out), "--model", str(random_model_dir), "--dry-run",
+               "-s", "nobody"])
+    assert rc == 2 and "speaker 'nobody'" in capsys.readouterr().err and _files(tmp_path) == before
 
 
 def test_summary_table_keeps_the_whole_note_and_each_path_once():
