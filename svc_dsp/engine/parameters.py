@@ -126,7 +126,8 @@ class Parameter:
         return "default" if value is None else str(value)
 
 
-F0_METHODS: tuple[str, ...] = ("yin", "harvest", "dio", "crepe", "crepe-tiny", "fcpe", "pesto")
+F0_METHODS: tuple[str, ...] = ("yin", "harvest", "dio", "crepe", "crepe-tiny", "fcpe", "pesto",
+                                 "crepe-tiny-live")
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("transpose", "float", 0.0, "st", -36.0, 36.0,

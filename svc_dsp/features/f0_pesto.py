@@ -142,8 +142,6 @@ class PestoStream(F0Stream):
         self._last = 0.0
 
     def push(self, block: np.ndarray) -> np.ndarray:
-        import torch
-
         x = np.asarray(block)
         if x.ndim != 1:
             raise AudioError(f"push needs a mono block of shape (n,); received shape {x.shape}")
@@ -161,14 +159,7 @@ class PestoStream(F0Stream):
         if comp.shape[0]:
             starts = (comp + 1) * hop - self.half - self._base
             segs = self._buf[starts[:, None] + np.arange(self.taps)[None, :]]
-            c = segs @ self.mat
-            mag = np.sqrt(c[:, :N_BINS] ** 2 + c[:, N_BINS:] ** 2)
-            db = 20.0 * np.log10(np.maximum(mag, np.finfo(np.float32).eps))
-            with torch.inference_mode():
-                pitch, conf = self.net(torch.from_numpy(db.astype(np.float32)))
-            hz = 440.0 * 2.0 ** ((pitch.numpy().astype(np.float64) - 69.0) / 12.0)
-            ok = (conf.numpy() >= self.threshold) & (hz >= self.f0_min) & (hz <= self.f0_max)
-            vals = np.where(ok, hz, 0.0).astype(np.float32)
+            vals = self._values(segs @ self.mat)
         k = 0
         last = self._last
         for i, j in enumerate(js.tolist()):
@@ -184,6 +175,18 @@ class PestoStream(F0Stream):
             self._buf = self._buf[drop:]
             self._base += drop
         return out
+
+    def _values(self, c: np.ndarray) -> np.ndarray:
+        """Front-end output (frames, 2 * 251) -> F0 in Hz per frame, 0 where unvoiced."""
+        import torch
+
+        mag = np.sqrt(c[:, :N_BINS] ** 2 + c[:, N_BINS:] ** 2)
+        db = 20.0 * np.log10(np.maximum(mag, np.finfo(np.float32).eps))
+        with torch.inference_mode():
+            pitch, conf = self.net(torch.from_numpy(db.astype(np.float32)))
+        hz = 440.0 * 2.0 ** ((pitch.numpy().astype(np.float64) - 69.0) / 12.0)
+        ok = (conf.numpy() >= self.threshold) & (hz >= self.f0_min) & (hz <= self.f0_max)
+        return np.where(ok, hz, 0.0).astype(np.float32)
 
 
 @register_f0_tracker

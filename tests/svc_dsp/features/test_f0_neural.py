@@ -97,7 +97,7 @@ def test_pesto_network_matches_numpy():
     np.testing.assert_allclose(pitch.numpy(), (a * idx / 3).sum(1) / a.sum(1), atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["crepe-tiny", "crepe", "fcpe", "pesto"])
+@pytest.mark.parametrize("name", ["crepe-tiny", "crepe", "fcpe", "pesto", "crepe-tiny-live"])
 @pytest.mark.parametrize("sr,hop", [(24000, 120), (44100, 512)])
 def test_trackers_on_the_frame_grid(name, sr, hop):
     tracker = get_f0_tracker(name)
@@ -119,14 +119,15 @@ def test_trackers_on_the_frame_grid(name, sr, hop):
     assert abs(onset - start) < 0.05
 
 
-def test_pesto_streams_like_track_with_bounded_lookahead():
-    tracker = get_f0_tracker("pesto")
+@pytest.mark.parametrize("name,lookahead", [("pesto", 240), ("crepe-tiny-live", 480)])
+def test_streaming_trackers_stream_like_track_with_bounded_lookahead(name, lookahead):
+    tracker = get_f0_tracker(name)
     try:
-        find_f0_weights("pesto")
+        find_f0_weights(tracker.weights_name)
     except WeightsMissingError:
-        pytest.skip(f"weights 'pesto' not installed; run `{INSTALL_COMMAND}`")
+        pytest.skip(f"weights for '{name}' not installed; run `{INSTALL_COMMAND}`")
     sr, hop = 24000, 120
-    assert tracker.streaming and tracker.lookahead_samples(sr) == 240
+    assert tracker.streaming and tracker.lookahead_samples(sr) == lookahead
     x = _tone(sr, 300.0, 0.6, start=0.1) + 0.01 * np.random.default_rng(3).standard_normal(int(0.6 * sr))
     n = x.shape[0] // hop
     ref = tracker.track(x, sr, hop, n)
@@ -140,7 +141,7 @@ def test_pesto_streams_like_track_with_bounded_lookahead():
         outs.append(st.push(blk))
         i += k
         # frame j is out as soon as (j + 1) * hop + lookahead samples are in, not before
-        assert st.frames_emitted == max(0, (i - 240) // hop)
+        assert st.frames_emitted == max(0, (i - lookahead) // hop)
     got = np.concatenate(outs)[:n]
     assert np.array_equal(got > 0, ref > 0)
     v = ref > 0
@@ -173,5 +174,5 @@ def test_f0_method_choices_include_the_neural_trackers():
     from svc_dsp.features import f0_tracker_names
 
     choices = PARAMETERS["f0_method"].choices
-    for name in ("crepe", "crepe-tiny", "fcpe", "pesto"):
+    for name in ("crepe", "crepe-tiny", "fcpe", "pesto", "crepe-tiny-live"):
         assert name in choices and name in f0_tracker_names()
