@@ -28,6 +28,17 @@ from svc_dsp.models.base import StatefulModel
 from svc_dsp.nn.onnx import make_session
 
 
+def weights_key(model: Any) -> str:
+    """16 hex digits of sha256 over the network's tensors (names, shapes, values) and hop size."""
+    import hashlib
+
+    h = hashlib.sha256(f"{model.hop_size}:{len(model.speakers)}".encode())
+    for name, t in sorted(model.net.state_dict().items()):
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def export_hpn_onnx(model: Any, path: str | os.PathLike, *, hops: int = 1, check: bool = True) -> Path:
     """Export ``model`` (HpnModel) to ``path``; with ``check``, run both for 40 hops of a test
     signal and refuse (ModelError) if they differ by more than 1e-4."""
@@ -188,15 +199,16 @@ class OnnxHpnModel(StatefulModel):
         if isinstance(model, OnnxHpnModel):
             return model
         cache = Path(cache_dir or tempfile.gettempdir()) / "svc-host-onnx"
+        key = weights_key(model)  # the same weights reuse one export, in any process
         if model.folder is not None and (Path(model.folder) / "model.onnx").is_file():
             path = Path(model.folder) / "model.onnx"
         else:
-            path = cache / f"{model.name}-{id(model)}.onnx"
+            path = cache / f"{model.name}-{key}.onnx"
             if not path.is_file():
                 export_hpn_onnx(model, path)
         group = None
         if hops > 1:
-            group = cache / f"{model.name}-{id(model)}-x{hops}.onnx"
+            group = cache / f"{model.name}-{key}-x{hops}.onnx"
             if not group.is_file():
                 export_hpn_onnx(model, group, hops=hops)
         return cls(model, path, group_path=group, hops=hops)
