@@ -2,6 +2,11 @@
 while 1 000 OSC messages per second arrive.
 
     python -m benchmarks serve [--model DIR|NAME] [--seconds 5] [--block-size 1024] [--rate 1000]
+                               [--jack-seconds 60]
+
+First (benchmarks/serve_jack.py): `svc-host serve --jack` started as a user would, with default
+flags, on JACK's dummy driver at 48 kHz / 256: seconds from process start to the first
+`/svc/pong` and to ready, then xruns over --jack-seconds while a player feeds a vocal.
 
 The server runs in this process (audio: the real-time pump, fed a sung-like vocal; OSC over
 real UDP on 127.0.0.1). Parameter-change-to-audio is measured twice:
@@ -72,7 +77,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--rate", type=float, default=1000.0, help="OSC messages per second in the load phase")
     ap.add_argument("--pings", type=int, default=500)
+    ap.add_argument("--jack-seconds", type=float, default=60.0,
+                    help="length of the serve --jack run on the dummy driver (0 = skip it)")
     args = ap.parse_args(argv)
+
+    if args.jack_seconds > 0:  # a separate process, before this one imports torch
+        from benchmarks.serve_jack import SR, run
+        from benchmarks.signals import vocal as make_vocal
+
+        for line in run(args.jack_seconds, make_vocal(SR, 8.0, seed=2)):
+            print(line, flush=True)
+        print()
 
     import torch
 
