@@ -58,6 +58,13 @@ def parse_cluster(spec: str) -> tuple[str, int]:
                        f"or local:N to start N worker processes here")
 
 
+def check_cluster(spec: str) -> str:
+    """``spec`` when Dask is installed and ``spec`` is well formed, else ClusterError (one line)."""
+    require_distributed()
+    parse_cluster(spec)
+    return spec
+
+
 @contextlib.contextmanager
 def connect(spec: str, *, wait_workers_s: float = 60.0) -> Iterator[Any]:
     """A ``distributed.Client`` for ``spec`` (see :func:`parse_cluster`); a LocalCluster it
@@ -291,8 +298,7 @@ def cluster_batch(spec: str, *, transfer: bool = False) -> Callable[..., list[Re
     """A function with :func:`host_bridge.render.render_batch`'s signature that renders on the
     cluster ``spec`` (``jobs`` is ignored: the workers decide the parallelism). Checks that Dask
     is installed and ``spec`` is well formed now, before any model loads."""
-    require_distributed()
-    parse_cluster(spec)
+    check_cluster(spec)
 
     def run(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, jobs: int = 1,
             file_started: Any = None, file_progress: Any = None, **kw: Any) -> list[RenderResult]:
@@ -309,3 +315,27 @@ def add_cluster_arguments(p: Any) -> None:
     p.add_argument("--cluster-transfer", action="store_true",
                    help="workers do not share this filesystem: send inputs to them and write outputs here")
 
+
+
+def serve_job(conn: Any, cluster: str, model_ref: str, params: dict[str, Any], pairs: list[tuple[str, str]],
+              existing: str) -> None:
+    """The OSC server's render-job process, on a cluster: the same events over ``conn`` as a
+    local job (``('file', i, n, status, message, output, sha256)`` per finished file, in
+    completion order, then ``('end',)``). Terminating the process (job cancel) cancels the batch."""
+    from svc_dsp.models.folder import sha256_file
+
+    sent: set[str] = set()
+
+    def progress(done: int, total: int, r: RenderResult) -> None:
+        sent.add(str(Path(r.output).absolute()))
+        ok = r.status in ("ok", "skipped") and Path(r.output).is_file()
+        conn.send(("file", done - 1, total, r.status, r.message, r.output, sha256_file(Path(r.output)) if ok else ""))
+
+    try:
+        render_cluster([(Path(s), Path(d)) for s, d in pairs], model_ref, params, cluster=cluster,
+                       existing=existing, progress=progress)
+    except SvcError as e:  # the cluster itself (unreachable, no workers left): the files not done fail
+        rest = [(s, d) for s, d in pairs if str(Path(d).absolute()) not in sent]
+        for k, (s, d) in enumerate(rest):
+            conn.send(("file", len(sent) + k, len(pairs), "failed", f"{s}: {e}", d, ""))
+    conn.send(("end",))

@@ -46,6 +46,7 @@ class ServeOptions:
     backend: str = "auto"          # "auto": the fastest the model family and this install have
     hops_per_step: int = 1
     threads: int = 1               # torch intra-op threads for this process (0 = leave torch's default)
+    cluster: str | None = None     # render jobs on a Dask cluster (host_bridge.cluster)
 
 
 class Server:
@@ -232,6 +233,10 @@ def _finish(opts: ServeOptions, transport: Any, gate: Any, source: Any) -> Serve
             if not (opts.input_root and opts.output_root):
                 raise SvcError("render jobs need both --input-root DIR and --output-root DIR")
             session.jobs = JobManager(session, Path(opts.input_root), Path(opts.output_root))
+            if opts.cluster:
+                from host_bridge.cluster import check_cluster
+
+                session.jobs.cluster = check_cluster(opts.cluster)
         session.midi = MidiMapper(session)
         session.follower = NoteFollower(session, host, tuple(getattr(model, "f0_range", (50.0, 1100.0))))
         if opts.midi_port:
@@ -276,6 +281,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                         f"audio callback (lowest latency, needs a fast CPU)")
     p.add_argument("--input-root", metavar="DIR", help="render jobs read only below this folder")
     p.add_argument("--output-root", metavar="DIR", help="render jobs write only below this folder")
+    p.add_argument("--cluster", metavar="tcp://HOST:PORT|local:N",
+                   help="render jobs go to this Dask cluster (docs/cluster.md); workers share both roots' storage")
     p.add_argument("--midi-port", metavar="NAME", help="MIDI input port to open (mido)")
     p.add_argument("--rate-limit", type=float, default=1000.0, metavar="N",
                    help="OSC messages per second per sender (default 1000; 0 = off)")
@@ -300,7 +307,8 @@ def cmd_serve(args: argparse.Namespace, params: dict[str, Any]) -> int:
                         period=args.period, block_size=args.block_size, input_root=args.input_root,
                         output_root=args.output_root, midi_port=args.midi_port, rate=args.rate_limit,
                         burst=args.burst, meter_rate=args.meter_rate, backend=args.backend,
-                        hops_per_step=args.hops_per_step, threads=args.threads)
+                        hops_per_step=args.hops_per_step, threads=args.threads,
+                        cluster=getattr(args, "cluster", None))
     sys.setswitchinterval(0.001)  # the audio callback waits at most ~1 ms for the GIL
     try:
         startup = start(opts)

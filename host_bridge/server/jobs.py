@@ -68,9 +68,14 @@ class Job:
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _child(conn: Any, model_folder: str, params: dict[str, Any], pairs: list[tuple[str, str]], existing: str) -> None:
+def _child(conn: Any, model_folder: str, params: dict[str, Any], pairs: list[tuple[str, str]], existing: str,
+           cluster: str | None = None) -> None:
     """Job process: load the model once, render every pair, report over ``conn``."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so temp files are removed
+    if cluster:  # serve --cluster: the files go to Dask workers (host_bridge.cluster)
+        from host_bridge.cluster import serve_job
+
+        return serve_job(conn, cluster, model_folder, params, pairs, existing)
     import torch
 
     torch.set_num_threads(1)
@@ -100,6 +105,8 @@ def _child(conn: Any, model_folder: str, params: dict[str, Any], pairs: list[tup
 
 
 class JobManager:
+    cluster: str | None = None  # a Dask scheduler address or local:N (serve --cluster)
+
     def __init__(self, session: Any, input_root: Path, output_root: Path) -> None:
         self.s = session
         self.input_root = Path(input_root).resolve()
@@ -242,7 +249,8 @@ class JobManager:
         params = {k: v for k, v in self.s.values.items() if v is not None}
         folder = str(getattr(self.s.model, "folder", None) or self.s.model_name)
         job.proc = ctx.Process(target=_child, args=(child, folder, params,
-                                                    [(str(a), str(b)) for a, b in job.pairs], job.existing),
+                                                    [(str(a), str(b)) for a, b in job.pairs], job.existing,
+                                                    self.cluster),
                                name=f"svc-job-{job.id}", daemon=True)
         job.proc.start()
         child.close()
