@@ -138,7 +138,8 @@ class WindowedStage:
         f0 = np.where(f0 > 0, f0 * 2.0 ** (float(t["transpose"]) / 12.0), 0.0).astype(np.float32)
         spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"])
         y = self.model.convert_window(self.hist, f0, spk,  # type: ignore[attr-defined]
-                                      cluster_ratio=float(t.get("cluster_ratio", 0.0)))
+                                      cluster_ratio=float(t.get("cluster_ratio", 0.0)),
+                                      index_ratio=float(t.get("index_ratio", 0.0)))
         seg = y[self.context: self.window - self.ahead]  # step + crossfade + search samples
         # keep a bounded F0 cache: frames older than the window are never needed again
         keep_from = max(0, (w0 + self.step) // self.hop - 1)

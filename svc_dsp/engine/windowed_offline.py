@@ -99,6 +99,7 @@ def _converter_wet(conv: Any, mono: np.ndarray, sample_rate: int, **kw: Any) -> 
     f0 = np.where(f0 > 0, f0 * 2.0 ** (p["transpose"] / 12.0), 0.0).astype(np.float32)
     spk = m.speaker_weights(p["speaker"], p["speaker_mix"])
     kw.setdefault("cluster_ratio", p.get("cluster_ratio", 0.0))
+    kw.setdefault("index_ratio", p.get("index_ratio", 0.0))
     wet = windowed_wave(m, xm, p["f0_method"], f0=f0, speaker_weights=spk, **kw)
     wet = frame_dynamics(xm, wet, hop, sr_m, p["loudness_match"], p["gate_db"])
     return ZeroPhaseResampler(sr_m, sample_rate).resample(wet, n_out=mono.shape[0])
@@ -127,7 +128,7 @@ def windowed_wave(model: Any, mono: np.ndarray, f0_method: str = "harvest", *, f
                      transpose: float = 0.0, speaker_weights: np.ndarray | None = None,
                      slice_db: float = SLICE_DB, pad_seconds: float = PAD_SECONDS, clip_seconds: float = 0.0,
                      crossfade_seconds: float = CROSSFADE_SECONDS, noise_scale: float = 0.4, seed: int = 52468,
-                     lea: float = 1.0, cluster_ratio: float = 0.0) -> np.ndarray:
+                     lea: float = 1.0, cluster_ratio: float = 0.0, index_ratio: float = 0.0) -> np.ndarray:
     """mono float32 (N,) at ``model.sample_rate`` -> converted (N,) float32.
 
     f0: (ceil(N/hop),) Hz on our frame grid, 0 = unvoiced (tracked with ``f0_method`` if None;
@@ -173,7 +174,8 @@ def windowed_wave(model: Any, mono: np.ndarray, f0_method: str = "harvest", *, f
             idx = np.arange(first, first + (e - s) // hop)
             uw = np.where((idx >= 0) & (idx < n_frames), uw, 0.0).astype(np.float32)
         sw = _frames(spk, first, (e - s) // hop) if spk.ndim == 2 else spk
-        y = model.convert_window(win, fw, sw, uv=uw, noise_scale=noise_scale, seed=seed, cluster_ratio=cluster_ratio)
+        y = model.convert_window(win, fw, sw, uv=uw, noise_scale=noise_scale, seed=seed, cluster_ratio=cluster_ratio,
+                                 index_ratio=index_ratio)
         if lea < 1.0:
             y = change_rms(win, sr, y, lea)
         ka_c, kb_c = max(ka, 0), min(kb, n)
