@@ -45,7 +45,7 @@ class BatchProgress:
             self._batch = tqdm(total=files, desc="batch", unit="file", position=0, leave=True,
                                file=self._stream, dynamic_ncols=True,
                                bar_format="{desc}: {n_fmt}/{total_fmt} files |{bar}| {percentage:3.0f}% "
-                                          "[{elapsed}<{remaining}] {postfix}")
+                                          "[{elapsed}<{remaining}]{postfix}")
 
     def start_file(self, path: str | Path) -> None:
         """A file starts rendering."""
