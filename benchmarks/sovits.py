@@ -1,12 +1,15 @@
-"""Offline speed of imported so-vits-svc voices: default-size (52 M) vec768l12 44.1 kHz voice with
-random weights + a default-size random ContentVec (HuBERT-base), torch and onnxruntime.
+"""Speed of imported so-vits-svc voices: default-size (52 M) vec768l12 44.1 kHz 4.1 voice with
+random weights + a default-size random ContentVec (HuBERT-base).
 
-    python -m benchmarks sovits [--seconds 10] [--threads 1 2] [--repeats 2]
+    python -m benchmarks sovits [--seconds 5] [--threads 1] [--repeats 3] [--blocks 256 1024]
 
-RTF = processing seconds / audio seconds (lower is better). Stages: content encoder (16 kHz
-ContentVec, layer 12), generator (so-vits SynthesizerTrn inference at 44.1 kHz), and the whole
-offline path (F0 + slicing + encoder + generator + dynamics) through Converter.
-Streaming: the windowed regime's reported latency and RTF for two block sizes.
+RTF = processing seconds / audio seconds (lower is better), median of --repeats. Side by side in
+one run, on the same features: the exact path (so-vits SynthesizerTrn inference in fp32 torch,
+``synthesize(exact=True)``, which times like so-vits-svc's own ``infer``), the fast path (the
+default: FFT decoder), and the whole graph in onnxruntime (ORT_ENABLE_ALL); their largest
+difference to the exact path; the content encoder alone; the whole offline path (F0 + slicing +
+encoder + generator + dynamics) through Converter, fast and exact. Streaming: the windowed
+regime's reported latency and RTF per block size (fast path).
 """
 from __future__ import annotations
 
@@ -74,70 +77,93 @@ def _time(fn: Callable[[], Any], repeats: int) -> float:
 def main(argv: list[str]) -> int:
     import torch
 
+    from benchmarks.common import machine_line
+    from svc_dsp.audio.resample import resample
     from svc_dsp.engine.converter import Converter
     from svc_dsp.models.sovits.frames import stretch_units
-    from svc_dsp.runtime.onnx_sovits import OnnxSovitsRunner, export_sovits_onnx, parity
+    from svc_dsp.runtime.onnx_sovits import OnnxSovitsRunner, export_sovits_onnx
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks sovits")
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--blocks", type=int, nargs="*", default=[256, 1024], help="streaming block sizes (none: skip)")
+    ap.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime row (its export takes a while)")
     a = ap.parse_args(argv)
     torch.set_num_threads(max(a.threads))
     t0 = time.perf_counter()
     model = _random_voice()
     n_params = sum(p.numel() for p in model.net.parameters())
     n_enc = sum(p.numel() for p in model.encoder.net.parameters())
-    print(f"so-vits benchmark on {platform.processor() or platform.machine()}, torch {torch.__version__}; voice "
-          f"{n_params / 1e6:.1f} M inference params, ContentVec {n_enc / 1e6:.1f} M; built in "
-          f"{time.perf_counter() - t0:.1f} s; audio {a.seconds:.0f} s at 44.1 kHz")
+    print(machine_line())
+    print(f"so-vits benchmark on {platform.processor() or platform.machine()}; voice {n_params / 1e6:.1f} M inference "
+          f"params (4.1 defaults), ContentVec {n_enc / 1e6:.1f} M; built in {time.perf_counter() - t0:.1f} s; audio "
+          f"{a.seconds:g} s at 44.1 kHz; fast decoder holds {model.fast_decoder.extra_bytes / 1e6:.0f} MB of "
+          f"transformed kernels")
     x = _signal(a.seconds)
     sr, hop = 44100, 512
     t = x.shape[0] // hop
-    from svc_dsp.audio.resample import resample
     wav16 = resample(x, sr, 16000)
     units_raw = model.encoder.encode(wav16, 16000)
     units = stretch_units(units_raw, t, "nearest")
-    f0, uv = np.full(t, 220.0, np.float32), np.ones(t, np.float32)
+    f0 = (220.0 * 2 ** (np.floor(np.arange(t) * hop / sr * 2) % 5 / 12)).astype(np.float32)
+    uv = np.ones(t, np.float32)
+    print(f"{'stage':44s} {'backend':12s} {'threads':>7s} {'seconds':>8s} {'RTF':>7s} {'x exact':>8s}  max |y - exact|")
+    base: dict[int, float] = {}
+
+    def row(stage: str, backend: str, th: int, sec: float, diff: float | None = None) -> None:
+        if stage.startswith("generator, exact"):
+            base[th] = sec
+        ratio = f"{base[th] / sec:8.2f}" if stage.startswith("generator") and th in base else " " * 8
+        d = f"  {diff:.1e}" if diff is not None else ""
+        print(f"{stage:44s} {backend:12s} {th:7d} {sec:8.2f} {sec / a.seconds:7.3f} {ratio}{d}", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
-        t1 = time.perf_counter()
-        path = export_sovits_onnx(model, Path(tmp) / "voice.onnx")
-        export_s = time.perf_counter() - t1
-        err = parity(model, path, n_frames=200)
-        runner = OnnxSovitsRunner(model, path)
-        rows = []
+        runner = None
+        if not a.no_onnx:
+            t1 = time.perf_counter()
+            path = export_sovits_onnx(model, Path(tmp) / "voice.onnx")
+            print(f"ONNX export (with its parity check) {time.perf_counter() - t1:.1f} s")
+            runner = OnnxSovitsRunner(model, path)
         for th in a.threads:
             torch.set_num_threads(th)
-            rows.append(("content encoder (ContentVec l12)", "torch", th,
-                         _time(lambda: model.encoder.encode(wav16, 16000), a.repeats)))
-            rows.append(("generator (SynthesizerTrn)", "torch", th,
-                         _time(lambda: model.synthesize(units, f0, uv, 0), a.repeats)))
-            import onnxruntime as ort
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = th
-            runner.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-            rows.append(("generator (SynthesizerTrn)", "onnxruntime", th,
-                         _time(lambda: runner.synthesize(units_raw, f0, uv, 0), a.repeats)))
-            for method in ("dio", "harvest"):
-                conv = Converter(model, f0_method=method)
-                rows.append((f"whole offline path, f0 {method}", "torch", th, _time(lambda: conv.convert(x, sr), 1)))
-    print(f"ONNX export {export_s:.1f} s; torch/onnxruntime max |diff| on 200 frames: {err:.1e}")
-    print(f"{'stage':36s} {'backend':12s} {'threads':>7s} {'seconds':>8s} {'RTF':>7s}")
-    for stage, backend, th, sec in rows:
-        print(f"{stage:36s} {backend:12s} {th:7d} {sec:8.2f} {sec / a.seconds:7.3f}")
-    _streaming_rows(model, x, sr, a.seconds)
+            exact = model.synthesize(units, f0, uv, 0, exact=True)
+            row("generator, exact (fp32 torch)", "torch", th,
+                _time(lambda: model.synthesize(units, f0, uv, 0, exact=True), a.repeats))
+            fast = model.synthesize(units, f0, uv, 0)
+            row("generator, fast (default)", "torch+FFT", th, _time(lambda: model.synthesize(units, f0, uv, 0), a.repeats),
+                float(np.max(np.abs(fast - exact))))
+            if runner is not None:
+                import onnxruntime as ort
+
+                so = ort.SessionOptions()
+                so.intra_op_num_threads, so.inter_op_num_threads = th, 1
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                runner.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+                got = runner.synthesize(units_raw, f0, uv, 0)
+                row("generator, whole graph", "onnxruntime", th,
+                    _time(lambda: runner.synthesize(units_raw, f0, uv, 0), a.repeats), float(np.max(np.abs(got - exact))))
+            row("content encoder (ContentVec l12)", "torch", th, _time(lambda: model.encoder.encode(wav16, 16000), a.repeats))
+            for ex in (False, True):
+                model.exact = ex
+                conv = Converter(model, f0_method="dio")
+                row(f"whole offline path (f0 dio), {'exact' if ex else 'fast'}", "torch", th,
+                    _time(lambda: conv.convert(x, sr), 1))
+            model.exact = False
+    if a.blocks:
+        _streaming_rows(model, x, sr, a.seconds, a.blocks)
     return 0
 
 
-def _streaming_rows(model: Any, x: np.ndarray, sr: int, seconds: float) -> None:
+def _streaming_rows(model: Any, x: np.ndarray, sr: int, seconds: float, blocks: list[int]) -> None:
     """Windowed-regime streaming: reported latency and real-time factor per block size."""
     import torch
 
     from svc_dsp.engine.streaming import StreamingConverter
 
     torch.set_num_threads(1)
-    print(f"streaming (windowed regime, SOLA), host {sr} Hz, one thread, torch:")
-    for block in (256, 1024):
+    print(f"streaming (windowed regime, SOLA), host {sr} Hz, one thread, fast path, CPU only:")
+    for block in blocks:
         sc = StreamingConverter(model, sr, block)
         t0 = time.perf_counter()
         for i in range(0, x.shape[0], block):
