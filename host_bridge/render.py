@@ -3,6 +3,11 @@
 ``svc-host render``, :func:`render_file` and server render jobs share this code path:
 read in chunks, stream through a chain (with automation), write atomically (temp file +
 rename) in chunks, report.
+
+Around it: :mod:`host_bridge.render_plan` plans a batch (refuses batches that would lose audio),
+:mod:`host_bridge.render_batch` renders the pairs (processes, progress, summary table),
+:mod:`host_bridge.render_stop` turns SIGTERM into a clean stop, :mod:`host_bridge.render_check`
+is ``--dry-run`` and :mod:`host_bridge.report` is ``--report``.
 """
 from __future__ import annotations
 
