@@ -42,6 +42,9 @@ def add_import_subcommands(subparsers: Any) -> None:
     e.add_argument("--name", default=None, help="catalog name (default: the layout)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(func=cmd_import_encoder)
+    from host_bridge.importers.faiss_index import add_index_import
+
+    add_index_import(subparsers)
 
 
 def cmd_import_sovits(args: argparse.Namespace) -> int:

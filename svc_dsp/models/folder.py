@@ -97,7 +97,8 @@ def verify_manifest(folder: str | os.PathLike) -> dict[str, str]:
 def _check_safetensors_header(path: Path) -> int:
     with open(path, "rb") as f:
         head = f.read(16)
-    if head[:2] == b"PK" or (len(head) > 1 and head[0] == 0x80 and head[1] <= 5):
+    # a safetensors header length can start with 0x80 0x0N too; its 9th byte is always "{"
+    if head[:2] == b"PK" or (len(head) > 1 and head[0] == 0x80 and head[1] <= 5 and head[8:9] != b"{"):
         raise PickleRefusedError(
             f"'{path}' is a pickle/torch checkpoint, not safetensors (it may run code when loaded, so "
             f"svc-host never opens it). Import it safely with 'svc-host import sovits FILE.pth "
