@@ -137,7 +137,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               doc="Blend of speakers, name -> weight (normalised to sum 1); overrides 'speaker'."),
     Parameter("f0_method", "choice", "yin", choices=F0_METHODS,
               doc="F0 tracker: 'yin' (fast, streaming), 'harvest' (robust low range, offline), 'dio' (fast, offline), "
-                  "'crepe' / 'crepe-tiny' / 'fcpe' (neural, offline), 'pesto' (neural, streaming, 10 ms "
+                  "'crepe' / 'crepe-tiny' / 'fcpe' (neural, offline; fcpe is the most accurate on singing), "
+                  "'pesto' (neural, streaming, 10 ms lookahead), 'crepe-tiny-live' (neural, streaming, 20 ms "
                   "lookahead); neural weights: `svc-host weights install`."),
     Parameter("loudness_match", "float", 1.0, "%", 0.0, 1.0,
               doc="0 = the model's own loudness envelope, 1 = follow the input's envelope.", smoothed=True),
