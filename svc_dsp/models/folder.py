@@ -20,6 +20,7 @@ import numpy as np
 
 from svc_dsp.errors import ManifestError, ModelFormatError, PickleRefusedError
 from svc_dsp.fileops import replace_dir
+from svc_dsp.models.schema import MAX_DEPTH, Field, check, describe, nesting_depth
 
 CONFIG_NAME = "model.json"
 MANIFEST_NAME = "SHA256SUMS"
@@ -35,8 +36,67 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+MAX_CONFIG_BYTES = 16 << 20
+
+
+def _int(lo: int, hi: int, **kw: Any) -> Field:
+    return Field("int", lo=lo, hi=hi, **kw)
+
+
+def _num(lo: float, hi: float, **kw: Any) -> Field:
+    return Field("number", lo=lo, hi=hi, **kw)
+
+
+# sizes that become allocations: bounded so a wrong value is refused, not a 1.6 GB weight matrix
+_SIZES: dict[str, Field] = {
+    "channels": _int(1, 2048), "kernel_size": _int(1, 64), "dim": _int(1, 4096), "n_mels": _int(1, 512),
+    "speaker_dim": _int(1, 2048), "n_harmonics": _int(1, 1024), "n_noise_bands": _int(1, 1024),
+    "n_envelope": _int(1, 4096), "n_layers": _int(1, 128), "heads": _int(1, 128), "n_classes": _int(0, 100_000),
+    "output_layer": _int(0, 128), "delay_frames": _int(0, 10_000), "noise_seed": Field("int"),
+    "dilations": Field("list", items=_int(1, 4096), min_len=1, max_len=64),
+    "hop_seconds": _num(1e-4, 1.0), "win_seconds": _num(1e-4, 1.0), "frame_seconds": _num(1e-4, 1.0),
+    "fmin": _num(0, 96_000), "fmax": _num(0, 96_000),
+}
+_FIX = "fix model.json or re-export the model"
+MODEL_SCHEMA: dict[str, Field] = {
+    "format": Field("str", required=True, choices=(FORMAT_NAME,)),
+    "format_version": _int(1, 1 << 31, required=True, hint=_FIX),
+    "family": Field("str", required=True, min_len=1, max_len=64),
+    "name": Field("str", max_len=256),
+    "kind": Field("str", max_len=64),
+    "sample_rate": _int(8000, 192_000, hint=_FIX),
+    "hop_size": _int(1, 16_384, hint=_FIX),
+    "speakers": Field("list", items=Field("str", min_len=1, max_len=256), max_len=10_000),
+    "f0_range": Field("list", items=_num(1.0, 20_000.0), min_len=2, max_len=2),
+    "content_encoder": Field("dict"),
+    "architecture": Field("dict", fields=_SIZES),
+    **_SIZES,
+}
+_VOICE_REQUIRED = ("sample_rate", "hop_size")  # every family but content encoders
+
+
+def validate_config(cfg: Any, where: str) -> dict[str, Any]:
+    """Check a parsed model.json against :data:`MODEL_SCHEMA`; ModelFormatError lists every problem."""
+    if not isinstance(cfg, dict):
+        raise ModelFormatError(f"'{where}' holds {describe(cfg)}, not a JSON object; {_FIX}")
+    if nesting_depth(cfg) > MAX_DEPTH:
+        raise ModelFormatError(f"'{where}' nests deeper than {MAX_DEPTH} levels; not a model.json")
+    problems = check(cfg, MODEL_SCHEMA)
+    if cfg.get("family") != "content-encoder":
+        problems += [f"{k} is missing; expected an integer; {_FIX}" for k in _VOICE_REQUIRED if k not in cfg]
+    fv = cfg.get("format_version")
+    if isinstance(fv, int) and not isinstance(fv, bool) and fv > FORMAT_VERSION:
+        problems.append(f"format_version {fv} is newer than this svc-host understands ({FORMAT_VERSION}); "
+                        f"upgrade svc-host")
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise ModelFormatError(f"'{where}' has {len(problems)} problem(s):\n{lines}{more}")
+    return cfg
+
+
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
-    """Read and minimally validate ``folder/model.json``."""
+    """Read ``folder/model.json`` and validate it (:func:`validate_config`): one line per problem."""
     folder = Path(folder)
     path = folder / CONFIG_NAME
     if not folder.is_dir():
@@ -47,23 +107,18 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise ModelFormatError(
             f"'{folder}' has no {CONFIG_NAME}; a model folder holds {CONFIG_NAME}, *.safetensors and "
             f"{MANIFEST_NAME}. Foreign checkpoints: run 'svc-host import sovits G.pth config.json -o DIR'")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelFormatError(f"'{path}' is {path.stat().st_size} bytes; a model.json is at most "
+                               f"{MAX_CONFIG_BYTES >> 20} MB")
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise ModelFormatError(f"'{path}' is not UTF-8 text (byte {e.start}); re-export the model") from None
+    except json.JSONDecodeError as e:
         raise ModelFormatError(f"'{path}' is not valid JSON ({e}); re-export the model") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_NAME:
-        raise ModelFormatError(
-            f"'{path}': field 'format' is {cfg.get('format') if isinstance(cfg, dict) else cfg!r}, "
-            f"expected '{FORMAT_NAME}'")
-    if int(cfg.get("format_version", -1)) > FORMAT_VERSION:
-        raise ModelFormatError(
-            f"'{path}': format_version {cfg.get('format_version')} is newer than this svc-host "
-            f"understands ({FORMAT_VERSION}); upgrade svc-host")
-    required = ("family",) if cfg.get("family") == "content-encoder" else ("family", "sample_rate")
-    for key in required:
-        if key not in cfg:
-            raise ModelFormatError(f"'{path}' lacks the required field '{key}'")
-    return cfg
+    except RecursionError:
+        raise ModelFormatError(f"'{path}' nests deeper than the JSON reader allows; not a model.json") from None
+    return validate_config(cfg, str(path))
 
 
 def verify_manifest(folder: str | os.PathLike) -> dict[str, str]:
