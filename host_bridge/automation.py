@@ -155,7 +155,7 @@ class Automator:
         effects = []
         upstream = 0
         stage_lat = chain.stage_latencies()
-        for (kind, item), lat in zip(chain._runs(), stage_lat):
+        for (kind, item), lat in zip(chain.runs(), stage_lat):
             if kind == "ours" and not hasattr(item, "_runs"):
                 effects.append((item, upstream, lat))
             upstream += lat

@@ -2,7 +2,7 @@
 
 pedalboard cannot host Python effects, so a Chain runs each maximal run of consecutive native
 plugins as one ``pedalboard.Pedalboard`` and our effects (anything with
-``_process_cf``, e.g. :class:`host_bridge.effect.VoiceConversion`) in between.
+``process_planar``, e.g. :class:`host_bridge.effect.VoiceConversion`) in between.
 
 Streaming (``reset=False``) works around pedalboard 0.9.26 (see PITFALLS): each native run is
 prepared once with a full ``max_block_size`` block of silence and then reset (so Reverb/Delay
@@ -33,7 +33,7 @@ def _is_native(p: Any) -> bool:
 
 
 def _is_ours(p: Any) -> bool:
-    return hasattr(p, "_process_cf") and hasattr(p, "latency_at")
+    return hasattr(p, "process_planar") and hasattr(p, "latency_at")
 
 
 class _NativeStage:
@@ -86,7 +86,7 @@ class _EffectStage:
         self.sr = sr
 
     def push(self, x: np.ndarray) -> np.ndarray:
-        return self.effect._process_cf(x, self.sr, x.shape[1], False)
+        return self.effect.process_planar(x, self.sr, x.shape[1], False)
 
 
 class Chain:
@@ -161,7 +161,7 @@ class Chain:
         """Our effects in the chain (where automation goes)."""
         return [p for p in self._plugins if _is_ours(p)]
 
-    def _runs(self) -> list[tuple[str, Any]]:
+    def runs(self) -> list[tuple[str, Any]]:
         runs: list[tuple[str, Any]] = []
         for p in self._plugins:
             if _is_native(p) and runs and runs[-1][0] == "native":
@@ -195,7 +195,7 @@ class Chain:
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                 reset: bool = True) -> np.ndarray:
         """See the class docstring; returns float32 in the caller's layout, same length."""
-        runs = self._runs()
+        runs = self.runs()
         if reset and len(runs) == 1 and runs[0][0] == "native":
             a = np.asarray(input_array)
             if a.ndim == 2:
@@ -210,7 +210,7 @@ class Chain:
                                              max(1, self._layout.channels))
             return self._native_board(runs[0][1]).process(input_array, sample_rate, buffer_size, reset=True)
         x, layout = self._layout.to_channels_first(input_array)
-        return LayoutMemory.restore(self._process_cf(x, sample_rate, buffer_size, reset), layout)
+        return LayoutMemory.restore(self.process_planar(x, sample_rate, buffer_size, reset), layout)
 
     def __call__(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                  reset: bool = True) -> np.ndarray:
@@ -227,7 +227,8 @@ class Chain:
             self._board, self._board_key = pedalboard.Pedalboard(plugins), key
         return self._board
 
-    def _process_cf(self, x: np.ndarray, sample_rate: Any, buffer_size: int, reset: bool) -> np.ndarray:
+    def process_planar(self, x: np.ndarray, sample_rate: Any, buffer_size: int = 8192,
+                       reset: bool = True) -> np.ndarray:
         from host_bridge.effect import _check_rate
 
         sr = _check_rate(sample_rate)
@@ -235,9 +236,9 @@ class Chain:
         self._last_rate = sr
         if reset:
             self._stages, self._key = None, (tuple(id(p) for p in self._plugins), sr, C)
-            for kind, item in self._runs():
+            for kind, item in self.runs():
                 if kind == "ours":
-                    x = item._process_cf(x, sr, buffer_size, True)
+                    x = item.process_planar(x, sr, buffer_size, True)
                 elif n > 0:
                     pad = max(0, C + 1 - n)  # n <= C is ambiguous to pedalboard; causal: padding is harmless
                     xp = np.concatenate([x, np.zeros((C, pad), np.float32)], 1) if pad else x
@@ -258,21 +259,26 @@ class Chain:
             out[:, s:s + B] = y
         return out
 
-    def _begin_new_stream(self) -> None:
+    def begin_new_stream(self) -> None:
         """The next ``reset=False`` call starts a new stream (layout memory is kept); the
         same internal method as :class:`~host_bridge.effect.VoiceConversion`'s, for nesting."""
         self._stages = None
 
     def _prepare(self, sr: int, channels: int) -> None:
         stages: list[Any] = []
-        for kind, item in self._runs():
+        for kind, item in self.runs():
             if kind == "ours":
-                item._begin_new_stream()
+                item.begin_new_stream()
                 stages.append(_EffectStage(item, sr))
             else:
                 stages.append(_NativeStage(item, sr, channels, self.max_block_size))
         self._stages = stages
         self._key = (tuple(id(p) for p in self._plugins), sr, channels)
+
+    # earlier private names, still answered
+    _process_cf = process_planar
+    _begin_new_stream = begin_new_stream
+    _runs = runs
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(p) for p in self._plugins)

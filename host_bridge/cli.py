@@ -187,13 +187,13 @@ def _resolve_model_and_params(args: argparse.Namespace) -> tuple[str, dict[str, 
     from host_bridge.presets import load_preset
 
     params: dict[str, Any] = {}
-    from host_bridge.model_ref import resolve_model_ref
+    from host_bridge.resolve import model_folder
 
     if args.model:
-        model_ref = resolve_model_ref(args.model)
+        model_ref = model_folder(args.model)
     else:
         preset = load_preset(args.preset or DEFAULT_PRESET, allow_path=True)
-        model_ref = resolve_model_ref(preset.model)
+        model_ref = model_folder(preset.model)
         params.update(preset.parameters)
     params.update(_params_from_args(args))
     for k, v in params.items():

@@ -18,36 +18,17 @@ import numpy as np
 
 from host_bridge.effect_params import EffectParameter, decode_state, encode_state, init_signature
 from host_bridge.layout import LayoutMemory
+from host_bridge.resolve import resolve
 from svc_dsp.audio.io import MAX_SAMPLE_RATE as MAX_RATE
 from svc_dsp.audio.io import MIN_SAMPLE_RATE as MIN_RATE
+from svc_dsp.engine.converter import Converter
+from svc_dsp.engine.dynamics import Gate
 from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
-from svc_dsp.errors import AudioError, CatalogError, ParameterError, PresetError, UnsupportedAudioError
+from svc_dsp.engine.processor import ParameterStore, run_compensated
+from svc_dsp.engine.streaming import StreamingConverter
+from svc_dsp.errors import AudioError, ParameterError, PresetError, UnsupportedAudioError
+from svc_dsp.features.f0 import get_f0_tracker
 from svc_dsp.models.base import VoiceModel
-
-
-def _resolve(source: Any) -> tuple[VoiceModel, str, dict[str, Any]]:
-    """model_or_preset -> (model, catalog reference used in presets/state, preset parameters)."""
-    from host_bridge.presets import Preset, find_preset, load_preset
-    from svc_dsp.models.catalog import load_model
-
-    if isinstance(source, VoiceModel):
-        return source, (source.folder.name if source.folder else source.name), {}
-    if isinstance(source, Preset):
-        return load_model(source.model), source.model, dict(source.parameters)
-    if not isinstance(source, (str, os.PathLike)):
-        raise ParameterError(f"model_or_preset must be a VoiceModel, a Preset, a model folder, a preset .toml "
-                             f"file or a catalog name; received {type(source).__name__}")
-    p = Path(source)
-    if p.suffix == ".toml" and p.is_file():
-        return _resolve(load_preset(p, allow_path=True))
-    if p.is_dir():
-        return load_model(p), p.name, {}
-    name = str(source)
-    try:  # a bare name: a catalog preset first (it names its model and settings), else a model
-        preset_path = find_preset(name)
-    except CatalogError:
-        return load_model(name), name, {}
-    return _resolve(load_preset(preset_path, allow_path=True))
 
 
 def _check_rate(sample_rate: Any) -> int:
@@ -85,18 +66,17 @@ class VoiceConversion:
             raise ParameterError(f"backend {backend!r}; allowed: 'torch', 'onnx'")
         if int(max_block_size) < 1:
             raise ParameterError(f"max_block_size {max_block_size!r}; allowed: a whole number >= 1")
-        model, ref, preset_params = _resolve(model_or_preset)
-        self._model, self._model_ref = model, ref
+        r = resolve(model_or_preset)
+        self._model, self._model_ref = r.model, r.ref
         self.backend, self.max_block_size = backend, int(max_block_size)
-        self._values: dict[str, Any] = defaults()
+        self._store = ParameterStore(self._model)
         self._engine: Any = None
         self._streaming = False  # True while reset=False calls continue one stream
         self._channels = 0
         self._last_rate: int | None = None
         self._layout = LayoutMemory()
         self._latencies: dict[tuple[int, int], int] = {}
-        for k, v in {**preset_params, **params}.items():
-            self.set(k, v)
+        self._apply_all({**r.parameters, **params})
         if sample_rate is not None:
             self._last_rate = _check_rate(sample_rate)
             if self._streaming_tracker():
@@ -105,20 +85,19 @@ class VoiceConversion:
     # -- parameters -----------------------------------------------------------------
     def set(self, name: str, value: Any) -> None:
         """Validate and set one parameter (also ``effect.<name> = value``)."""
-        p = parameter(name)
-        v = p.validate(value)
-        if p.name == "speaker" and v is not None:
-            self._model.speaker_weights(v)  # UnknownSpeakerError lists the model's speakers
-        if p.name == "speaker_mix" and v is not None:
-            self._model.speaker_weights(None, v)
-        if p.name == "f0_method" and v != self._values["f0_method"]:
+        key, v = self._store.validate(name, value)  # UnknownSpeakerError lists the model's speakers
+        if key == "f0_method" and v != self._store.get(key):
             self._engine, self._streaming = None, False  # a tracker cannot change inside a stream
         elif self._engine is not None:
-            self._engine.set(p.name, v)
-        self._values = {**self._values, p.name: v}  # one swap: readers see old or new
+            self._engine.set(key, v)
+        self._store.set(key, v)  # one swap: readers see old or new
+
+    @property
+    def _values(self) -> Mapping[str, Any]:
+        return self._store.targets()
 
     def get(self, name: str) -> Any:
-        return self._values[parameter(name).name]
+        return self._store.get(name)
 
     @property
     def parameters(self) -> Mapping[str, EffectParameter]:
@@ -148,8 +127,6 @@ class VoiceConversion:
             return int(self._engine.latency_samples)
         key = (id(self._model), sr)
         if key not in self._latencies:  # parameters never change it: a default engine measures it
-            from svc_dsp.engine.streaming import StreamingConverter
-
             probe = StreamingConverter(self._model, sr, 1, backend="torch", f0_method="yin")
             self._latencies[key] = int(probe.latency_samples)
         return self._latencies[key]
@@ -167,8 +144,6 @@ class VoiceConversion:
     def tail_seconds(self) -> float:
         """How long output goes on after the input falls silent: the latency plus the gate's
         hold and release (-60 dB)."""
-        from svc_dsp.engine.dynamics import Gate
-
         hop_s = self._model.hop_size / self._model.sample_rate
         gate = Gate(hop_s)
         release = math.log(1e-3) / math.log(gate.a_rel) if 0 < gate.a_rel < 1 else 0.0
@@ -176,7 +151,7 @@ class VoiceConversion:
         return lat + (gate.hold + release + 1) * hop_s
 
     # -- processing -------------------------------------------------------------------
-    def _begin_new_stream(self) -> None:
+    def begin_new_stream(self) -> None:
         """The next ``reset=False`` call starts a new stream (a :class:`Chain` calls this when
         it rebuilds its stages); unlike :meth:`reset`, the layout memory is kept."""
         self._streaming = False
@@ -218,15 +193,17 @@ class VoiceConversion:
         depend on it).
         """
         x, layout = self._layout.to_channels_first(input_array)
-        return LayoutMemory.restore(self._process_cf(x, sample_rate, buffer_size, reset), layout)
+        return LayoutMemory.restore(self.process_planar(x, sample_rate, buffer_size, reset), layout)
 
     def __call__(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                  reset: bool = True) -> np.ndarray:
         """Alias for :meth:`process`."""
         return self.process(input_array, sample_rate, buffer_size, reset)
 
-    def _process_cf(self, x: np.ndarray, sample_rate: Any, buffer_size: int, reset: bool) -> np.ndarray:
-        """(C, n) float32 -> (C, n) float32; the engine behind process() and Chain."""
+    def process_planar(self, x: np.ndarray, sample_rate: Any, buffer_size: int = 8192,
+                       reset: bool = True) -> np.ndarray:
+        """:meth:`process` for a (C, n) float32 array (no layout guess) -> (C, n) float32; what
+        :class:`host_bridge.chain.Chain` and the renderer call."""
         sr = _check_rate(sample_rate)
         if int(buffer_size) < 1:
             raise ParameterError(f"buffer_size {buffer_size!r}; allowed: a whole number >= 1")
@@ -237,25 +214,14 @@ class VoiceConversion:
             self._streaming = False
             if n == 0:
                 return np.zeros((C, 0), np.float32)
-            if not self._streaming_tracker():
-                from svc_dsp.engine.converter import Converter
-
+            if not self.streams:
                 return Converter(self._model, **self._values).convert(x, sr)
             eng = self._engine_for(sr)
             eng.reset()
-            L = eng.latency_samples
-            out = np.empty((C, n), np.float32)
-            zeros = np.zeros((C, block), np.float32)
-            for s in range(0, n + L, block):  # input, then L samples of silence to flush
-                e = min(n + L, s + block)
-                blk = x[:, s:e] if e <= n else np.concatenate([x[:, s:min(e, n)], zeros[:, :e - max(s, n)]], axis=1)
-                y = eng.process(blk)
-                a, b = max(s, L), e  # keep output samples L..n+L-1
-                if b > a:
-                    out[:, a - L:b - L] = y[:, a - s:]
+            out = run_compensated(eng.process, eng.latency_samples, x, block)
             eng.reset()  # the flush is not part of any stream
             return out
-        if not self._streaming_tracker():
+        if not self.streams:
             raise ParameterError(f"f0_method '{self._values['f0_method']}' is an offline tracker and needs the "
                                  f"whole signal; use process(..., reset=True), or f0_method='yin' for streaming")
         eng = self._engine_for(sr)
@@ -269,15 +235,21 @@ class VoiceConversion:
             out[:, s:s + block] = eng.process(x[:, s:s + block])
         return out
 
-    def _streaming_tracker(self) -> bool:
-        from svc_dsp.features.f0 import get_f0_tracker
+    # the renderer and Chain call these two by their old names too
+    _process_cf = process_planar
+    _begin_new_stream = begin_new_stream
 
+    @property
+    def streams(self) -> bool:
+        """True when the current ``f0_method`` is a streaming tracker (``reset=False`` works);
+        False for offline trackers (harvest, dio...), which need the whole signal."""
         return bool(get_f0_tracker(self._values["f0_method"]).streaming)
+
+    def _streaming_tracker(self) -> bool:
+        return self.streams
 
     def _engine_for(self, sr: int) -> Any:
         if self._engine is None or self._engine.sample_rate != sr:
-            from svc_dsp.engine.streaming import StreamingConverter
-
             self._engine = StreamingConverter(self._model, sr, self.max_block_size, backend=self.backend,
                                               **self._values)
             self._streaming = False
@@ -298,9 +270,8 @@ class VoiceConversion:
 
         preset = load_preset(name_or_path, allow_path=True)
         if preset.model != self._model_ref:
-            from svc_dsp.models.catalog import load_model
-
-            self._model, self._model_ref = load_model(preset.model), preset.model
+            self._model, self._model_ref = resolve(preset).model, preset.model
+            self._store = ParameterStore(self._model)
             self._engine, self._streaming = None, False
         self._apply_all({**defaults(), **preset.parameters})
 
@@ -319,13 +290,10 @@ class VoiceConversion:
         self._apply_all({**defaults(), **params})
 
     def _apply_all(self, values: Mapping[str, Any]) -> None:
-        old = self._values
-        try:
-            for k, v in values.items():
-                self.set(k, v)
-        except Exception:
-            self._values = old
-            raise
+        """Validate every value first; then apply them all (nothing changes on an error)."""
+        checked = dict(self._store.validate(k, v) for k, v in values.items())
+        for k, v in checked.items():
+            self.set(k, v)
 
     def __repr__(self) -> str:
         vals = " ".join(f"{n}={PARAMETERS[n].to_text(v)!r}" if PARAMETERS[n].kind == "float" else f"{n}={v!r}"

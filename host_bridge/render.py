@@ -154,7 +154,7 @@ def _as_chain(plugins: Any) -> tuple[Any, Any]:
     if isinstance(plugins, Converter):
         plugins = VoiceConversion(plugins.model, **plugins.params)
     if isinstance(plugins, VoiceConversion):
-        return (None, plugins) if not plugins._streaming_tracker() else (Chain([plugins]), None)
+        return (None, plugins) if not plugins.streams else (Chain([plugins]), None)
     if isinstance(plugins, Chain):
         return plugins, None
     if isinstance(plugins, (list, tuple)):
@@ -172,7 +172,7 @@ def _render_whole(src: Path, info: Any, effect: Any, w: Any, res: RenderResult,
         _truncated(src, info, reader.frames_read, reader.missing_frames, allow_truncated, res)
     audio, warns = sanitize(audio)
     res.warnings.extend(warns)
-    w.write(effect._process_cf(audio, info.sample_rate, 8192, True))  # (C, N) already: no layout guess
+    w.write(effect.process_planar(audio, info.sample_rate, 8192, True))  # (C, N) already: no layout guess
 
 
 def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int, w: Any,
@@ -211,7 +211,7 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
                 auto.apply_until(pos + s)
                 nxt = auto.next_after(pos + s)
                 e = m if nxt is None else min(m, nxt - pos)
-                y = chain._process_cf(blk[:, s:e], sr, chunk, False)
+                y = chain.process_planar(blk[:, s:e], sr, chunk, False)
                 a, b = max(pos + s, L), min(pos + e, L + n)  # stream time L.. is aligned output 0..
                 if b > a:
                     w.write(y[:, a - pos - s:b - pos - s])

@@ -111,6 +111,13 @@ class EngineHost:
         """True when the engine thread has more than two blocks of input waiting."""
         return not self.direct and self.in_w - self.eng_r > 2 * self.block_size
 
+    def set_param(self, name: str, value: Any) -> None:
+        """Set a (validated) parameter target on the running converter and on one waiting to swap in."""
+        self.converter.set(name, value)
+        nxt = self._next_converter
+        if nxt is not None:
+            nxt.set(name, value)
+
     def swap_converter(self, conv: Any) -> None:
         """Use ``conv`` from the next block on (called from a control thread)."""
         if self._running and not self.direct:

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from host_bridge.presets import list_presets, load_preset, save_preset
+from host_bridge.resolve import model_folder
 from svc_dsp.engine.parameters import PARAMETERS, Parameter, defaults, parameter
+from svc_dsp.engine.processor import ParameterStore
 from svc_dsp.errors import CatalogError, SvcError
 
 Address = tuple[str, int]
@@ -149,17 +152,17 @@ class Session:
 
     # -- parameters ---------------------------------------------------------------------------
     def set_param(self, name: str, value: Any, source: str = "osc") -> Any:
-        """Validate, hand to the engine, echo. Raises ParameterError with the allowed range."""
-        p = parameter(name)
-        v = p.validate(value)
+        """Validate (table range, the model's speakers), hand to the engine, echo. Raises
+        ParameterError with the allowed range, UnknownSpeakerError with the model's speakers."""
         with self._lock:
-            if p.name == "f0_method" and v != self.values["f0_method"]:
+            key, v = ParameterStore(self.model).validate(name, value)
+            if key == "f0_method" and v != self.values["f0_method"]:
                 vals = dict(self.values, f0_method=v)
                 self._install(self.model, vals)  # the tracker is built with the engine
             else:
-                self._engine_set(p.name, v)
-            self.values[p.name] = v
-        self.echo(p.name, source)
+                self.host.set_param(key, v)
+            self.values[key] = v
+        self.echo(key, source)
         return v
 
     def request_param(self, name: str, value: Any, source: str = "osc", sender: Address | None = None,
@@ -170,12 +173,6 @@ class Session:
             self.worker.submit(lambda: self.set_param(name, value, source), sender, address)
         else:
             self.set_param(name, value, source)
-
-    def _engine_set(self, name: str, v: Any) -> None:
-        """Set a smoothed engine parameter on the running converter and on one waiting to swap in."""
-        self.host.converter.set(name, v)
-        if self.host._next_converter is not None:
-            self.host._next_converter.set(name, v)
 
     def echo(self, name: str, source: str = "osc", to: list[Address] | None = None) -> None:
         p = PARAMETERS[name]
@@ -209,18 +206,16 @@ class Session:
 
     def load_model(self, name: str, source: str = "osc") -> None:
         """Catalog model by name (never a path); keeps parameter values that still apply."""
-        from svc_dsp.models.catalog import find_in_catalog, load_model
+        from svc_dsp.models.catalog import load_model
 
-        model = load_model(find_in_catalog("models", name))
+        model = load_model(model_folder(name, allow_path=False))
+        store = ParameterStore(model)
         with self._lock:
             vals = dict(self.values)
             dropped = []
             for k in ("speaker", "speaker_mix"):
                 try:
-                    if k == "speaker" and vals[k] is not None:
-                        model.speaker_weights(vals[k])
-                    if k == "speaker_mix" and vals[k] is not None:
-                        model.speaker_weights(None, vals[k])
+                    store.validate(k, vals[k])
                 except SvcError:
                     dropped.append(k)
                     vals[k] = None
@@ -237,15 +232,15 @@ class Session:
                           f"model '{name}' lacks the selected {' and '.join(dropped)}; reset to the model's default")
 
     def load_preset(self, name: str, source: str = "osc") -> None:
-        from host_bridge.presets import load_preset
-        from svc_dsp.models.catalog import find_in_catalog, load_model
+        from svc_dsp.models.catalog import load_model
 
         pr = load_preset(name)  # catalog names only
         vals = defaults()
         vals.update(pr.parameters)
         with self._lock:
             if pr.model != self.model_name or vals["f0_method"] != self.values["f0_method"]:
-                model = self.model if pr.model == self.model_name else load_model(find_in_catalog("models", pr.model))
+                model = (self.model if pr.model == self.model_name
+                         else load_model(model_folder(pr.model, allow_path=False)))
                 self._install(model, vals)
                 self.model_name = pr.model
                 changed = list(PARAMETERS)
@@ -253,7 +248,7 @@ class Session:
             else:
                 changed = [k for k in PARAMETERS if vals[k] != self.values[k]]
                 for k in changed:
-                    self._engine_set(k, vals[k])
+                    self.host.set_param(k, vals[k])
             self.values = vals
             self.preset = pr.name
         for k in changed:
@@ -261,7 +256,6 @@ class Session:
         self.broadcast("presets", "/svc/preset/current", pr.name)
 
     def save_preset(self, name: str) -> Path:
-        from host_bridge.presets import save_preset
         from svc_dsp.models.catalog import list_catalog, user_root
 
         if not PRESET_NAME.match(name):
@@ -275,8 +269,6 @@ class Session:
         return path
 
     def step_preset(self, step: int, source: str = "osc") -> None:
-        from host_bridge.presets import list_presets
-
         names = list_presets()
         if not names:
             raise CatalogError("no presets in the catalog; save one with /svc/preset/save NAME")
@@ -284,8 +276,6 @@ class Session:
         self.load_preset(names[i % len(names)], source)
 
     def preset_by_index(self, index: int, source: str = "midi") -> None:
-        from host_bridge.presets import list_presets
-
         names = list_presets()
         if not 0 <= index < len(names):
             raise CatalogError(f"preset number {index} does not exist; the catalog has {len(names)} presets "

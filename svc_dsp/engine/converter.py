@@ -20,10 +20,17 @@ import numpy as np
 from svc_dsp.audio.io import MAX_SAMPLE_RATE as MAX_RATE
 from svc_dsp.audio.io import MIN_SAMPLE_RATE as MIN_RATE
 from svc_dsp.audio.io import sanitize
+from svc_dsp.audio.polyphase import ZeroPhaseResampler
+from svc_dsp.audio.slicing import energy_minimum_cuts
 from svc_dsp.engine.dynamics import DcBlocker
-from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
+from svc_dsp.engine.parameters import PARAMETERS
+from svc_dsp.engine.processor import ParameterStore, mix_and_gain, run_compensated
+from svc_dsp.engine.streaming import StreamingConverter
+from svc_dsp.engine.windowed_offline import windowed_wet
 from svc_dsp.errors import AudioError, UnsupportedAudioError
+from svc_dsp.features.f0 import get_f0_tracker
 from svc_dsp.models.base import VoiceModel
+from svc_dsp.models.catalog import load_model
 
 OFFLINE_BLOCK = 1 << 16  # samples per engine call when rendering offline
 #: offline F0 trackers run on slices of at most this many seconds (memory stays bounded)
@@ -56,20 +63,17 @@ class Converter:
 
     def __init__(self, model: VoiceModel | str | Path, **params: Any) -> None:
         if not isinstance(model, VoiceModel):
-            from svc_dsp.models.catalog import load_model
             model = load_model(model)
         object.__setattr__(self, "model", model)
-        object.__setattr__(self, "_params", defaults())
         object.__setattr__(self, "_lock", threading.Lock())
         object.__setattr__(self, "last_warnings", [])
-        for k, v in params.items():
-            setattr(self, k, v)
+        object.__setattr__(self, "store", ParameterStore(model, params))
 
     # -- parameters -------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
-        params = self.__dict__.get("_params")
-        if params is not None and name in params:
-            return params[name]
+        store = self.__dict__.get("store")
+        if store is not None and name in PARAMETERS:
+            return store.get(name)
         raise AttributeError(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -80,17 +84,11 @@ class Converter:
 
     def set(self, name: str, value: Any) -> None:
         """Validate and set one parameter (so-vits aliases accepted)."""
-        p = parameter(name)
-        v = p.validate(value)
-        if p.name == "speaker" and v is not None:
-            self.model.speaker_weights(v)  # raises UnknownSpeakerError naming the speakers
-        if p.name == "speaker_mix" and v is not None:
-            self.model.speaker_weights(None, v)
-        self._params[p.name] = v
+        self.store.set(name, value)
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self._params)
+        return self.store.values
 
     # -- conversion -------------------------------------------------------------
     def convert(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -116,17 +114,12 @@ class Converter:
             out = self._convert_stateful(x, sample_rate, p)
         else:
             wet = self.convert_mono(x.mean(axis=0), sample_rate)
-            gain = float(10.0 ** (p["output_gain_db"] / 20.0))
-            out = ((p["mix"] * wet[None, :] + (1.0 - p["mix"]) * x) * gain).astype(np.float32)
+            out = mix_and_gain(wet[None, :], x, p["mix"], p["output_gain_db"])
         return out[0] if was_mono else out
 
     def _convert_stateful(self, x: np.ndarray, sample_rate: int, p: dict[str, Any]) -> np.ndarray:
         """Run the streaming engine over the whole signal in large blocks and drop its latency:
         offline and streaming share every stage, and memory stays bounded."""
-        from svc_dsp.audio.polyphase import ZeroPhaseResampler
-        from svc_dsp.engine.streaming import StreamingConverter
-        from svc_dsp.features.f0 import get_f0_tracker
-
         m = self.model
         f0_track = None
         if not get_f0_tracker(p["f0_method"]).streaming:
@@ -134,35 +127,18 @@ class Converter:
             xm = DcBlocker(m.sample_rate)(ZeroPhaseResampler(sample_rate, m.sample_rate).resample(mono))
             f0_track = self.track_f0(xm, p["f0_method"], -(-xm.shape[0] // m.hop_size))
         sc = StreamingConverter(m, sample_rate, OFFLINE_BLOCK, backend="torch", f0_track=f0_track, **p)
-        L, n = sc.latency_samples, x.shape[1]
-        out = np.empty(x.shape, dtype=np.float32)
-        kept = 0
-        for s in range(0, n + L, OFFLINE_BLOCK):
-            e = min(n + L, s + OFFLINE_BLOCK)
-            blk = np.zeros((x.shape[0], e - s), np.float32)
-            have = max(0, min(e, n) - s)
-            blk[:, :have] = x[:, s:s + have]
-            y = sc.process(blk)[:, max(0, L - s):]  # the first L samples are the latency
-            take = min(y.shape[1], n - kept)
-            out[:, kept:kept + take] = y[:, :take]
-            kept += take
-        return out
+        return run_compensated(sc.process, sc.latency_samples, x, OFFLINE_BLOCK)
 
     def convert_mono(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
         """The wet voice only: mono (N,) at ``sample_rate`` -> (N,) float32 at ``sample_rate``."""
         if self.model.regime == "stateful":
             p = {**self.params, "mix": 1.0, "output_gain_db": 0.0, "bypass": False}
             return self._convert_stateful(mono[None, :].astype(np.float32), sample_rate, p)[0]
-        from svc_dsp.engine.windowed_offline import convert_windowed
-
-        return convert_windowed(self, mono, sample_rate)
+        return windowed_wet(self.model, mono, sample_rate, self.params, self.track_f0)
 
     def track_f0(self, xm: np.ndarray, method: str, n_frames: int) -> np.ndarray:
         """F0 per frame at the model rate; offline trackers run on slices cut at energy minima,
         each with real-audio context on both sides."""
-        from svc_dsp.audio.slicing import energy_minimum_cuts
-        from svc_dsp.features.f0 import get_f0_tracker
-
         m = self.model
         sr, hop = m.sample_rate, m.hop_size
         lo, hi = m.f0_range

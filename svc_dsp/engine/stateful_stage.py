@@ -1,11 +1,12 @@
 """The model-rate part of the engine for stateful (causal) voice models.
 
-Takes model-rate input samples in any amounts, returns the converted voice for every
-frame that became computable: DC blocker -> F0 (stream tracker, or a precomputed track
-for offline trackers) -> transpose -> voice model (one step per hop, state carried) ->
-loudness matching and gate. Frame-rate parameters (transpose, loudness_match, speaker
-weights) are smoothed per frame from their targets; the synthesiser and the gain ramps
-interpolate them per sample. Offline and streaming use this same stage, so they agree.
+Takes model-rate input samples (already DC-blocked) in any amounts, returns the converted
+voice for every frame that became computable: F0 (stream tracker, or a precomputed track
+for offline trackers) -> transpose -> voice model (one step per hop, state carried).
+Loudness matching and the gate follow in :class:`svc_dsp.engine.processor.ModelStage`,
+the same for both regimes. Frame-rate parameters (transpose, speaker weights) are smoothed
+per frame from their targets; the synthesiser interpolates them per sample. Offline and
+streaming use this same stage, so they agree.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_frame_gains, hop_mean_square
 from svc_dsp.errors import ParameterError
+from svc_dsp.features.f0 import get_f0_tracker
+from svc_dsp.features.pitch import transpose
 from svc_dsp.models.base import StatefulModel
 
 PARAM_SMOOTH_S = 0.030  # time constant of frame-rate parameter smoothing
@@ -33,8 +35,6 @@ class StatefulStage:
 
     def __init__(self, model: StatefulModel, f0_method: str, targets: Callable[[], dict[str, Any]],
                  f0_track: np.ndarray | None = None, hops_per_step: int = 1) -> None:
-        from svc_dsp.features.f0 import get_f0_tracker
-
         self.model = model
         self.sr, self.hop = model.sample_rate, model.hop_size
         # hops computed together: 1 = lowest latency; 2 halves the per-call overhead of the
@@ -54,28 +54,21 @@ class StatefulStage:
                 raise ParameterError(f"f0_method '{f0_method}' looks {la} samples ahead; model '{model.name}' allows "
                                      f"{self.delay * self.hop} (its own lookahead)")
             self.f0_stream = tracker.stream(self.sr, self.hop, lo, hi)
-        hop_s = self.hop / self.sr
-        self.a_param = math.exp(-hop_s / PARAM_SMOOTH_S)
-        self.matcher = LoudnessMatcher(hop_s)
-        self.gate = Gate(hop_s)
-        self.dc = DcBlocker(self.sr)
+        self.a_param = math.exp(-self.hop / self.sr / PARAM_SMOOTH_S)
         self.reset()
+
+    #: output samples emitted before the signal's first frame (none: warm-up frames are not returned)
+    lead_samples = 0
 
     def reset(self) -> None:
         self.pending = np.zeros(0, np.float32)
         self.m = 0  # hops consumed
         self.state = self.model.init_state()
         self.f0_frames = np.zeros(self.delay, np.float32)  # f0 for frames -delay..-1 are 0
-        self.ms_frames = np.zeros(0, np.float64)  # input mean squares of frames not yet output
         if self.f0_track is None:
             self.f0_stream.reset()
-        self.matcher.reset()
-        self.gate.reset()
-        self.dc.reset()
-        self.gain_prev = 0.0
         t = self.targets()
         self.transpose = float(t["transpose"])
-        self.lmatch = float(t["loudness_match"])
         self.spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"]).astype(np.float64)
 
     def input_needed(self, s: np.ndarray) -> np.ndarray:
@@ -83,20 +76,18 @@ class StatefulStage:
         m = s // self.hop + self.delay  # the hop whose completion lets frame s//hop be computed
         return ((m // self.group) + 1) * self.group * self.hop - 1
 
-    def _frame_params(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-frame smoothed transpose (st), loudness amount, speaker weights (S, k)."""
+    def _frame_params(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame smoothed transpose (st) and speaker weights (S, k)."""
         t = self.targets()
         spk_t = self.model.speaker_weights(t["speaker"], t["speaker_mix"]).astype(np.float64)
         a = self.a_param
         w = a ** np.arange(1, k + 1)  # one-pole response over k frames from the current value
         tr = float(t["transpose"]) + (self.transpose - float(t["transpose"])) * w
-        lm = float(t["loudness_match"]) + (self.lmatch - float(t["loudness_match"])) * w
         sp = spk_t[:, None] + (self.spk - spk_t)[:, None] * w[None, :]
-        self.transpose, self.lmatch, self.spk = float(tr[-1]), float(lm[-1]), sp[:, -1].copy()
-        return tr, lm, sp.astype(np.float32)
+        self.transpose, self.spk = float(tr[-1]), sp[:, -1].copy()
+        return tr, sp.astype(np.float32)
 
     def push(self, x: np.ndarray) -> np.ndarray:
-        x = self.dc(x)
         hop, d = self.hop, self.delay
         self.pending = np.concatenate([self.pending, x]) if self.pending.size else x
         k = (self.pending.shape[0] // (hop * self.group)) * self.group
@@ -117,23 +108,10 @@ class StatefulStage:
         self.f0_frames = np.concatenate([self.f0_frames, new_f0.astype(np.float32)])
         f0 = self.f0_frames[:k]
         self.f0_frames = self.f0_frames[k:]
-        tr, lm, sp = self._frame_params(k)
-        f0 = np.where(f0 > 0, f0 * np.exp2(tr / 12.0), 0.0).astype(np.float32)
+        tr, sp = self._frame_params(k)
+        f0 = transpose(f0, tr).astype(np.float32)
         wave, self.state = self.model.process_hops(
             xin, f0, sp, self.state, index_ratio=float(self.targets().get("index_ratio", 0.0)))
         # frames o = m - d; o < 0 lie before the signal: they only warm the state
-        ms_in = hop_mean_square(xin, hop)
-        self.ms_frames = np.concatenate([self.ms_frames, ms_in])
         first_valid = max(0, d - m0)
-        if first_valid >= k:
-            return np.zeros(0, np.float32)
-        wave = wave[first_valid * hop:]
-        kv = k - first_valid
-        ms_i = self.ms_frames[:kv]
-        self.ms_frames = self.ms_frames[kv:]
-        ms_o = hop_mean_square(wave, hop)
-        t = self.targets()
-        g_db = self.matcher.gains_db(ms_i, ms_o, lm[first_valid:])
-        g = 10.0 ** (g_db / 20.0) * self.gate.gains(ms_i, float(t["gate_db"]))
-        out, self.gain_prev = apply_frame_gains(wave, g, self.gain_prev, hop)
-        return out
+        return wave[first_valid * hop:] if first_valid < k else np.zeros(0, np.float32)

@@ -1,8 +1,9 @@
 """StreamingConverter: blocks in, blocks out, constant latency.
 
 host block (any size 1..max_block_size, mono or multichannel, any rate)
-  -> mono -> zero-phase stream resampler -> model stage (stateful regime) ->
-  stream resampler back -> wet FIFO primed with ``latency_samples`` zeros
+  -> mono -> zero-phase stream resampler -> model stage (either regime, then loudness and gate,
+  see engine.processor.ModelStage) -> stream resampler back -> wet FIFO primed with
+  ``latency_samples`` zeros
   -> dry/wet with the dry signal delayed by the same latency -> output gain.
 
 Every stage computes the same numbers as the offline :class:`Converter`; the FIFO only
@@ -22,10 +23,13 @@ import numpy as np
 
 from svc_dsp.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from svc_dsp.audio.polyphase import ZeroPhaseResampler
-from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
-from svc_dsp.engine.stateful_stage import StatefulStage
+from svc_dsp.engine.parameters import PARAMETERS
+from svc_dsp.engine.processor import ModelStage, ParameterStore
+from svc_dsp.engine.windowed import WindowSettings
 from svc_dsp.errors import AudioError, ParameterError, UnsupportedAudioError
 from svc_dsp.models.base import VoiceModel
+from svc_dsp.models.catalog import load_model
+from svc_dsp.runtime.onnx_hpn import OnnxHpnModel
 
 RAMP_S = 0.020  # mix / gain / bypass move to a new target over this time
 
@@ -33,15 +37,11 @@ RAMP_S = 0.020  # mix / gain / bypass move to a new target over this time
 def _ensure_model(model: VoiceModel | str | Path) -> VoiceModel:
     if isinstance(model, VoiceModel):
         return model
-    from svc_dsp.models.catalog import load_model
-
     return load_model(model)
 
 
 def _onnx_backend(model: VoiceModel, hops: int = 1) -> VoiceModel:
     if model.family == "hpn":
-        from svc_dsp.runtime.onnx_hpn import OnnxHpnModel
-
         return OnnxHpnModel.from_model(model, hops=hops)
     to_onnx = getattr(model, "onnx_backend", None)
     if to_onnx is None:
@@ -101,7 +101,7 @@ class StreamingConverter:
 
     def __init__(self, model: VoiceModel | str | Path, sample_rate: int, max_block_size: int = 8192, *,
                  backend: str = "auto", f0_track: np.ndarray | None = None,
-                 window: "WindowSettings | None" = None, hops_per_step: int = 1, **params: Any) -> None:
+                 window: WindowSettings | None = None, hops_per_step: int = 1, **params: Any) -> None:
         self.model = _ensure_model(model)
         try:  # denormals cost hundreds of cycles each in long release tails; flush them to zero
             import torch
@@ -120,16 +120,13 @@ class StreamingConverter:
             self.model = _onnx_backend(self.model, self.hops_per_step)
         self.backend = backend
         self.sample_rate, self.max_block_size = int(sample_rate), int(max_block_size)
-        self._targets = defaults()
-        self._f0_track = f0_track
-        self._window = window
-        for k, v in params.items():
-            self.set(k, v)
+        self.store = ParameterStore(self.model, params)
         sr_m = self.model.sample_rate
         self.r_in = ZeroPhaseResampler(self.sample_rate, sr_m)
         self.r_out = ZeroPhaseResampler(sr_m, self.sample_rate)
-        self.stage = None
-        self.stage = self._make_stage()
+        self.stage = ModelStage(self.model, self.store.get("f0_method"), self.store.targets, f0_track=f0_track,
+                                window=window, hops_per_step=self.hops_per_step)
+        self.store.freeze("f0_method", "f0_method cannot change while streaming; create a new StreamingConverter")
         self.latency_samples = self._derive_latency()
         per = 1.0 / (RAMP_S * self.sample_rate)
         self._buf = np.zeros(max(1, self.max_block_size), np.float64)
@@ -154,24 +151,14 @@ class StreamingConverter:
     # -- parameters -----------------------------------------------------------------
     def set(self, name: str, value: Any) -> None:
         """Set a parameter target (validated; applied smoothly by the audio thread, no lock)."""
-        p = parameter(name)
-        v = p.validate(value)
-        if p.name == "speaker" and v is not None:
-            self.model.speaker_weights(v)
-        if p.name == "speaker_mix" and v is not None:
-            self.model.speaker_weights(None, v)
-        if p.name == "f0_method" and getattr(self, "stage", None) is not None and v != self._targets["f0_method"]:
-            raise ParameterError("f0_method cannot change while streaming; create a new StreamingConverter")
-        targets = dict(self._targets)
-        targets[p.name] = v
-        self._targets = targets  # one atomic swap: the audio thread sees old or new, never half
+        self.store.set(name, value)
 
     def get(self, name: str) -> Any:
-        return self._targets[parameter(name).name]
+        return self.store.get(name)
 
     def __getattr__(self, name: str) -> Any:
-        if name in PARAMETERS:
-            return self.__dict__["_targets"][name]
+        if name in PARAMETERS and "store" in self.__dict__:
+            return self.__dict__["store"].get(name)
         raise AttributeError(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -192,18 +179,10 @@ class StreamingConverter:
         self._wet_r, self._wet_w = 0, L  # read / write positions (ring); L zeros primed
         self._dry: np.ndarray | None = None
         self._dry_pos = 0
-        t = self._targets
+        t = self.store.targets()
         self._mix = _Ramp(t["mix"], self._ramp_per)
         self._gain = _Ramp(10 ** (t["output_gain_db"] / 20), self._ramp_per * 4)
         self._byp = _Ramp(1.0 if t["bypass"] else 0.0, self._ramp_per)
-
-    def _make_stage(self) -> Any:
-        if self.model.regime == "windowed":
-            from svc_dsp.engine.windowed import WindowedStage
-
-            return WindowedStage(self.model, self._targets["f0_method"], lambda: self._targets, self._window)
-        return StatefulStage(self.model, self._targets["f0_method"], lambda: self._targets, self._f0_track,
-                             self.hops_per_step)
 
     def _push_wet(self, y: np.ndarray) -> None:
         cap = self._wet.shape[0]
@@ -270,7 +249,7 @@ class StreamingConverter:
         wet = self._buf[:n]
         self._pop_wet(n, wet)
         dry = self._delay_dry(x)
-        t = self._targets
+        t = self.store.targets()
         mix = self._mix.render(float(t["mix"]), n, self._buf2)
         byp = self._byp.render(1.0 if t["bypass"] else 0.0, n, self._buf3)
         gain = self._gain.render(10 ** (float(t["output_gain_db"]) / 20), n, self._buf4)

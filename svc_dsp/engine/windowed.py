@@ -5,7 +5,9 @@ Every ``step`` model-rate samples the stage re-infers a bounded window of recent
 step + crossfade + search samples of the result (the lookahead tail is discarded),
 finds the offset in the SOLA search range that best continues the previous output
 (normalised cross-correlation), and splices with sin^2/cos^2 fades. F0 is computed once
-per frame by a streaming tracker and cached, so windows never re-track pitch.
+per frame by a streaming tracker and cached, so windows never re-track pitch. The input
+arrives DC-blocked, and loudness matching and the gate follow in
+:class:`svc_dsp.engine.processor.ModelStage`, as for the stateful regime.
 
 The reported latency is the nominal one (SOLA offset 0); the splice can move the
 timing by at most the search length. It never depends on parameter values.
@@ -17,9 +19,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from svc_dsp.engine.dynamics import DcBlocker
 from svc_dsp.errors import ParameterError
-from svc_dsp.models.base import VoiceModel
+from svc_dsp.features.f0 import get_f0_tracker
+from svc_dsp.features.pitch import transpose
+from svc_dsp.models.base import WindowedModel
 
 
 class WindowSettings:
@@ -50,10 +53,8 @@ class WindowedStage:
     push(x (n,) model rate) -> converted samples, ``step`` at a time.
     """
 
-    def __init__(self, model: VoiceModel, f0_method: str, targets: Callable[[], dict[str, Any]],
+    def __init__(self, model: WindowedModel, f0_method: str, targets: Callable[[], dict[str, Any]],
                  settings: WindowSettings | None = None) -> None:
-        from svc_dsp.features.f0 import get_f0_tracker
-
         self.model, self.targets = model, targets
         self.sr, self.hop = model.sample_rate, model.hop_size
         lo, hi = model.f0_range
@@ -70,8 +71,13 @@ class WindowedStage:
         t = np.linspace(0.0, 1.0, self.xfade, endpoint=False) + 0.5 / self.xfade
         self.fade_in = np.sin(0.5 * np.pi * t) ** 2
         self.fade_out = 1.0 - self.fade_in  # = cos^2
-        self.dc = DcBlocker(self.sr)
+        # the first windows reach back before the signal: their first ``drop`` output samples are
+        # (nominally, SOLA offset 0) earlier than input sample 0, and are not returned
+        self.drop = self.xfade + self.search + self.ahead
         self.reset()
+
+    #: output samples returned before the signal's first sample (none: see ``drop``)
+    lead_samples = 0
 
     def reset(self) -> None:
         self.hist = np.zeros(self.window, np.float32)  # newest model-rate input, last sample newest
@@ -79,12 +85,13 @@ class WindowedStage:
         self.received = 0
         self.f0 = np.zeros(0, np.float32)  # cached F0 of frames 0..len-1
         self.tail: np.ndarray | None = None  # previous output beyond what was emitted
+        self.to_drop = self.drop
         self.tracker.reset()
-        self.dc.reset()
 
     def input_needed(self, s: np.ndarray) -> np.ndarray:
-        """Last model-input index that model-output sample ``s`` needs (nominal alignment)."""
-        return (s // self.step + 1) * self.step + self.xfade + self.search + self.ahead - 1
+        """Last model-input index that model-output sample ``s`` needs (nominal alignment): output s
+        is returned by the window inferred after input sample ((s + drop) // step + 1) * step - 1."""
+        return ((s + self.drop) // self.step + 1) * self.step - 1
 
     def _window_f0(self, w0: int) -> np.ndarray:
         """F0 for the frames of a window starting at model sample w0 (a multiple of hop)."""
@@ -113,7 +120,6 @@ class WindowedStage:
         return out
 
     def push(self, x: np.ndarray) -> np.ndarray:
-        x = self.dc(x)
         outs = []
         pos = 0
         while pos < x.shape[0]:
@@ -129,15 +135,20 @@ class WindowedStage:
             if self.pending == self.step:
                 self.pending = 0
                 outs.append(self._infer())
-        return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+        y = np.concatenate(outs) if outs else np.zeros(0, np.float32)
+        if self.to_drop and y.shape[0]:
+            d = min(self.to_drop, y.shape[0])
+            self.to_drop -= d
+            y = y[d:]
+        return y
 
     def _infer(self) -> np.ndarray:
         t = self.targets()
         w0 = self.received - self.window
         f0 = self._window_f0(w0)
-        f0 = np.where(f0 > 0, f0 * 2.0 ** (float(t["transpose"]) / 12.0), 0.0).astype(np.float32)
+        f0 = transpose(f0, float(t["transpose"])).astype(np.float32)
         spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"])
-        y = self.model.convert_window(self.hist, f0, spk,  # type: ignore[attr-defined]
+        y = self.model.convert_window(self.hist, f0, spk,
                                       cluster_ratio=float(t.get("cluster_ratio", 0.0)),
                                       index_ratio=float(t.get("index_ratio", 0.0)))
         seg = y[self.context: self.window - self.ahead]  # step + crossfade + search samples

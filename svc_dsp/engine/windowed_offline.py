@@ -9,17 +9,23 @@ unvoiced frames, and every slice is synthesised with so-vits's fixed seed (52468
 
 Silence (below ``slice_db``) gives zeros, as in so-vits. Loudness: ``lea`` is so-vits's
 ``-lea`` (1 = model's own envelope, 0 = input's 0.5 s RMS envelope), applied per slice window;
-the engine's ``loudness_match`` parameter is applied afterwards by the Converter (lea = 1 there).
+the engine's ``loudness_match`` and ``gate_db`` are applied afterwards (:func:`windowed_wet`, lea = 1 there).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from svc_dsp.audio.polyphase import ZeroPhaseResampler
 from svc_dsp.audio.slicing import silence_slices, split_long
+from svc_dsp.engine.dynamics import DcBlocker
+from svc_dsp.engine.processor import frame_dynamics
 from svc_dsp.errors import ParameterError
+from svc_dsp.features.f0 import get_f0_tracker
 from svc_dsp.features.pitch import interpolate_unvoiced
+from svc_dsp.features.pitch import transpose as transpose_f0
+from svc_dsp.models.base import WindowedModel
 
 SLICE_DB, PAD_SECONDS, MAX_SLICE_SECONDS, CROSSFADE_SECONDS = -40.0, 0.5, 30.0, 0.1
 
@@ -72,59 +78,31 @@ def _frames(x: np.ndarray, first: int, count: int) -> np.ndarray:
     return x[..., idx]
 
 
-def convert_windowed(target: Any, mono: np.ndarray, rate_or_method: Any = "harvest", **kw: Any) -> np.ndarray:
-    """Two entry points, one code path:
-
-    - ``convert_windowed(converter, mono, sample_rate)`` (what :class:`Converter` calls): the wet
-      voice at the input rate, (N,) -> (N,): resampling, DC blocking, the converter's F0 tracker and
-      transpose, speaker/speaker_mix, then loudness_match and gate on the frame grid.
-    - ``convert_windowed(model, mono_at_model_sr, f0_method, **params)``: see :func:`windowed_wave`.
-    """
-    from svc_dsp.models.base import VoiceModel
-
-    if isinstance(target, VoiceModel):
-        return windowed_wave(target, mono, rate_or_method, **kw)
-    return _converter_wet(target, mono, int(rate_or_method), **kw)
+def convert_windowed(model: WindowedModel, mono: np.ndarray, f0_method: str = "harvest", **kw: Any) -> np.ndarray:
+    """mono float32 (N,) at ``model.sample_rate`` -> converted (N,) float32; see :func:`windowed_wave`
+    (keywords: f0, transpose, speaker_weights, slice_db, pad_seconds, clip_seconds, crossfade_seconds,
+    noise_scale, seed, lea, cluster_ratio, index_ratio)."""
+    return windowed_wave(model, mono, f0_method, **kw)
 
 
-def _converter_wet(conv: Any, mono: np.ndarray, sample_rate: int, **kw: Any) -> np.ndarray:
-    from svc_dsp.audio.polyphase import ZeroPhaseResampler
-    from svc_dsp.engine.dynamics import DcBlocker
-
-    m, p = conv.model, conv.params
-    sr_m, hop = m.sample_rate, m.hop_size
+def windowed_wet(model: WindowedModel, mono: np.ndarray, sample_rate: int, params: Mapping[str, Any],
+                 track_f0: Callable[[np.ndarray, str, int], np.ndarray]) -> np.ndarray:
+    """The wet voice of an offline render, what :class:`Converter` uses: mono (N,) at ``sample_rate``
+    -> (N,) float32 at ``sample_rate``. Resampling, DC blocking, F0 by ``track_f0(audio at model rate,
+    method, n_frames)``, transpose, speaker/speaker_mix, the model over slices, then loudness_match and
+    gate on the frame grid (:func:`svc_dsp.engine.processor.frame_dynamics`, as in streaming)."""
+    p = params
+    sr_m, hop = model.sample_rate, model.hop_size
     xm = DcBlocker(sr_m)(ZeroPhaseResampler(sample_rate, sr_m).resample(np.asarray(mono, np.float32)))
-    n_frames = -(-xm.shape[0] // hop)
-    f0 = conv.track_f0(xm, p["f0_method"], n_frames)
-    f0 = np.where(f0 > 0, f0 * 2.0 ** (p["transpose"] / 12.0), 0.0).astype(np.float32)
-    spk = m.speaker_weights(p["speaker"], p["speaker_mix"])
-    kw.setdefault("cluster_ratio", p.get("cluster_ratio", 0.0))
-    kw.setdefault("index_ratio", p.get("index_ratio", 0.0))
-    wet = windowed_wave(m, xm, p["f0_method"], f0=f0, speaker_weights=spk, **kw)
+    f0 = transpose_f0(track_f0(xm, p["f0_method"], -(-xm.shape[0] // hop)), p["transpose"]).astype(np.float32)
+    spk = model.speaker_weights(p["speaker"], p["speaker_mix"])
+    wet = windowed_wave(model, xm, p["f0_method"], f0=f0, speaker_weights=spk,
+                        cluster_ratio=p.get("cluster_ratio", 0.0), index_ratio=p.get("index_ratio", 0.0))
     wet = frame_dynamics(xm, wet, hop, sr_m, p["loudness_match"], p["gate_db"])
     return ZeroPhaseResampler(sr_m, sample_rate).resample(wet, n_out=mono.shape[0])
 
 
-def frame_dynamics(xm: np.ndarray, wet: np.ndarray, hop: int, sr: int, loudness_match: float,
-                   gate_db: float) -> np.ndarray:
-    """The engine's loudness matching and gate on the frame grid (same stages as streaming)."""
-    from svc_dsp.engine.dynamics import Gate, LoudnessMatcher, apply_frame_gains, hop_mean_square
-
-    hop_s = hop / sr
-    n = xm.shape[0]
-    k = -(-n // hop)
-    xi = np.zeros(k * hop, np.float32)
-    xi[:n] = xm
-    xo = np.zeros(k * hop, np.float32)
-    xo[:n] = wet[:n]
-    ms_in, ms_out = hop_mean_square(xi, hop), hop_mean_square(xo, hop)
-    g_db = LoudnessMatcher(hop_s).gains_db(ms_in, ms_out, loudness_match)
-    g = 10.0 ** (g_db / 20.0) * Gate(hop_s).gains(ms_in, gate_db)
-    y, _ = apply_frame_gains(xo, g, 0.0, hop)
-    return y[:n]
-
-
-def windowed_wave(model: Any, mono: np.ndarray, f0_method: str = "harvest", *, f0: np.ndarray | None = None,
+def windowed_wave(model: WindowedModel, mono: np.ndarray, f0_method: str = "harvest", *, f0: np.ndarray | None = None,
                      transpose: float = 0.0, speaker_weights: np.ndarray | None = None,
                      slice_db: float = SLICE_DB, pad_seconds: float = PAD_SECONDS, clip_seconds: float = 0.0,
                      crossfade_seconds: float = CROSSFADE_SECONDS, noise_scale: float = 0.4, seed: int = 52468,
@@ -143,10 +121,9 @@ def windowed_wave(model: Any, mono: np.ndarray, f0_method: str = "harvest", *, f
     if not 0.0 <= lea <= 1.0:
         raise ParameterError(f"lea (loudness envelope adjustment) = {lea}; allowed 0..1 (1 = off)")
     if f0 is None:
-        from svc_dsp.features.f0 import get_f0_tracker
         lo, hi = model.f0_range
         f0 = get_f0_tracker(f0_method).track(x, sr, hop, n_frames, lo, hi)
-        f0 = np.where(f0 > 0, f0 * 2.0 ** (transpose / 12.0), 0.0)
+        f0 = transpose_f0(f0, transpose)
     f0 = np.asarray(f0, dtype=np.float32)
     if f0.shape != (n_frames,):
         raise ParameterError(f"f0 has shape {f0.shape}; expected ({n_frames},) for {n} samples at hop {hop}")
@@ -187,3 +164,5 @@ def windowed_wave(model: Any, mono: np.ndarray, f0_method: str = "harvest", *, f
             seg[-m:] *= np.linspace(1.0, 0.0, 2 * xf, dtype=np.float32)[-m:]
         out[ka_c:kb_c] += seg
     return out
+
+

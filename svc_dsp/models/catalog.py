@@ -96,13 +96,17 @@ def load_model(path_or_name: str | os.PathLike) -> VoiceModel:
     Checks model.json, the SHA256SUMS manifest, every tensor's name and shape, and the
     content encoder. Never unpickles.
     """
-    p = Path(path_or_name)
-    if not p.is_dir():
-        text = str(path_or_name)
-        if "/" in text or "\\" in text or text.startswith("."):
-            raise ModelFormatError(f"model folder '{text}' does not exist; pass an existing model folder or a "
-                                   f"catalog name ({', '.join(list_catalog('models')) or 'none installed'})")
+    p = Path(path_or_name).expanduser()
+    text = str(path_or_name)
+    # a str without a path separator (not starting with '.', '~' or '/') is a catalog name, never a
+    # folder of that name in the current directory: './demo' must not shadow the catalog voice 'demo'
+    is_path = (not isinstance(path_or_name, str) or "/" in text or "\\" in text or text.startswith((".", "~"))
+               or os.path.isabs(text))
+    if not is_path:
         p = find_in_catalog("models", text)
+    elif not p.is_dir():
+        raise ModelFormatError(f"model folder '{text}' does not exist; pass an existing model folder or a "
+                               f"catalog name ({', '.join(list_catalog('models')) or 'none installed'})")
     cfg = read_config(p)
     verify_manifest(p)
     loader = family_loader(str(cfg["family"]))

@@ -34,6 +34,9 @@ from svc_dsp.nn.mel import hz_to_mel
 from svc_dsp.models.base import StatefulModel, register_family
 from svc_dsp.nn.cached_conv import CausalConv1d, CausalStack
 from svc_dsp.models.synth import HarmonicNoiseSynth
+from svc_dsp.models.folder import write_model_folder
+from svc_dsp.models.folder import check_shapes, load_tensors
+from svc_dsp.models.catalog import resolve_encoder
 
 FAMILY = "hpn"
 ARCH_DEFAULTS: dict[str, Any] = {
@@ -277,9 +280,6 @@ def build_random(sample_rate: int = 24000, hop: int = 120, speakers: list[str] |
 
 
 def _load(folder: Path, cfg: dict[str, Any]) -> HpnModel:
-    from svc_dsp.models.catalog import resolve_encoder
-    from svc_dsp.models.folder import check_shapes, load_tensors
-
     enc_ref = cfg.get("content_encoder")
     if not isinstance(enc_ref, dict):
         raise ModelFormatError(f"'{folder}/model.json' lacks 'content_encoder' (a mapping naming the encoder)")
@@ -306,8 +306,6 @@ def save_model_folder(model: HpnModel, folder: Path | str, *, bundle_encoder: bo
     import hashlib
 
     from safetensors.numpy import save as st_save
-
-    from svc_dsp.models.folder import write_model_folder
 
     folder = Path(folder)
     enc_tensors = model.encoder.tensors()

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.errors import ModelError
+from svc_dsp.nn.onnx import make_session
+from svc_dsp.models.sovits.frames import stretch_units
 
 OPSET = 17
 
 
 def mel2ph(n_units: int, n_frames: int, mode: str) -> np.ndarray:
     """(1, n_frames) int64 1-based unit indices equal to the model's unit stretching."""
-    from svc_dsp.models.sovits.frames import stretch_units
-
     idx = stretch_units(np.arange(n_units, dtype=np.float32)[:, None], n_frames, mode)[:, 0]
     return (np.rint(idx).astype(np.int64) + 1)[None]
 
@@ -122,8 +122,6 @@ def export_sovits_onnx(model: Any, path: str | os.PathLike, *, check: bool = Tru
 
 
 def session(path: str | os.PathLike) -> Any:
-    from svc_dsp.nn.onnx import make_session
-
     return make_session(path)
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from svc_dsp.models.encoders.registry import ContentEncoder, register_content_encoder
 from svc_dsp.nn.mel import LogMelFrontend
 from svc_dsp.nn.cached_conv import CausalConv1d, CausalStack
+from svc_dsp.models.folder import check_shapes, load_tensors
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "family": "content-encoder", "kind": "causal-mel", "name": "random-test-encoder",
@@ -165,8 +166,6 @@ class CausalMelEncoder(ContentEncoder):
 
 
 def _load(folder: Path, cfg: dict[str, Any]) -> CausalMelEncoder:
-    from svc_dsp.models.folder import check_shapes, load_tensors
-
     enc = CausalMelEncoder(cfg)
     tensors = load_tensors(folder / "encoder.safetensors")
     check_shapes(tensors, enc.expected_shapes(), f"content encoder '{folder}'")

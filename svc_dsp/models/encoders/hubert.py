@@ -17,6 +17,8 @@ from torch import nn
 
 from svc_dsp.errors import ModelFormatError
 from svc_dsp.models.encoders.registry import ContentEncoder, mono_at, register_content_encoder
+from svc_dsp.models.folder import load_tensors
+from svc_dsp.models.folder import check_shapes
 
 SAMPLE_RATE = 16000
 CONV_LAYERS = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -116,8 +118,6 @@ class HubertEncoder(ContentEncoder):
     frame_seconds = 0.02
 
     def __init__(self, config: dict[str, Any], tensors: Mapping[str, np.ndarray]) -> None:
-        from svc_dsp.models.folder import check_shapes
-
         self.config = dict(config)
         layer = int(config["output_layer"])
         fp = bool(config.get("final_proj", False))
@@ -152,8 +152,6 @@ class HubertEncoder(ContentEncoder):
 
 
 def _load(folder: Path, cfg: dict[str, Any]) -> HubertEncoder:
-    from svc_dsp.models.folder import load_tensors
-
     return HubertEncoder(cfg, load_tensors(folder / "encoder.safetensors"))
 
 

@@ -12,6 +12,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from svc_dsp.errors import ModelFormatError, ParameterError
+from svc_dsp.models.folder import read_config, verify_manifest
+from svc_dsp.audio.resample import resample
 
 
 class ContentEncoder(ABC):
@@ -43,8 +45,6 @@ def mono_at(audio: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
     if x.ndim != 1:
         raise ParameterError(f"audio of shape {x.shape}; the encoder takes mono (N,)")
     if sample_rate != rate:
-        from svc_dsp.audio.resample import resample
-
         x = resample(x, sample_rate, rate)
     return x
 
@@ -64,8 +64,6 @@ def content_encoder_kinds() -> tuple[str, ...]:
 
 def load_content_encoder(folder: str | Path) -> ContentEncoder:
     """Load a content-encoder folder (manifest and tensor shapes are checked)."""
-    from svc_dsp.models.folder import read_config, verify_manifest
-
     _import_builtin()
     folder = Path(folder)
     cfg = read_config(folder)

@@ -20,6 +20,9 @@ from svc_dsp.models.folder import check_shapes, load_tensors
 from svc_dsp.models.sovits.frames import stretch_units, volume
 from svc_dsp.models.sovits.layout import inference_shapes
 from svc_dsp.models.sovits.net import SovitsNet
+from svc_dsp.models.catalog import resolve_encoder
+from svc_dsp.features.pitch import interpolate_unvoiced
+from svc_dsp.audio.resample import resample
 
 FAMILY = "sovits"
 CONTENT_RATE = 16000
@@ -201,8 +204,6 @@ class SovitsModel(WindowedModel):
 
     def content_units(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
         """audio (N,) at the model rate -> units stretched to ``n_frames`` (n_frames, ssl_dim)."""
-        from svc_dsp.audio.resample import resample
-
         if self.encoder is None:
             raise ModelFormatError(f"model '{self.name}' was loaded without its content encoder")
         wav16 = resample(np.asarray(audio, dtype=np.float32), self.sample_rate, CONTENT_RATE)
@@ -216,8 +217,6 @@ class SovitsModel(WindowedModel):
         grid (0 = unvoiced; interpolated here unless ``uv`` (same grid, 1 = voiced) is given);
         spk (S,) or (S, ceil(N/hop)) weights; cluster_ratio: k-means mixing 0..1 (None: the model's
         own ``cluster_ratio`` attribute). Returns (N,) float32 (the last N % hop samples are 0)."""
-        from svc_dsp.features.pitch import interpolate_unvoiced
-
         hop = self.hop_size
         n = int(audio.shape[0])
         t = n // hop
@@ -260,8 +259,6 @@ class SovitsModel(WindowedModel):
 
 def load(folder: Path, cfg: dict[str, Any]) -> SovitsModel:
     """Family loader: tensors + the content encoder named in model.json (checked for its dim)."""
-    from svc_dsp.models.catalog import resolve_encoder
-
     if "sovits" not in cfg:
         raise ModelFormatError(f"'{folder}/model.json' has family 'sovits' but no 'sovits' section; re-import the "
                                f"voice with 'svc-host import sovits G.pth config.json -o DIR'")
