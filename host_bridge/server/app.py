@@ -175,12 +175,12 @@ def _finish(opts: ServeOptions, transport: Any, gate: Any, source: Any) -> Serve
     if opts.model:
         model_ref = opts.model
     else:
-        from svc_dsp.models.catalog import find_in_catalog
+        from host_bridge.resolve import model_folder
 
         pr = load_preset(opts.preset or "demo", allow_path=True)
         model_ref, preset_name = pr.model, pr.name
         values.update(pr.parameters)
-        model_ref = str(find_in_catalog("models", model_ref))
+        model_ref = model_folder(model_ref, allow_path=False)  # a preset names a catalog model
     values.update(opts.params or {})
     values = validate_all(values)
 
