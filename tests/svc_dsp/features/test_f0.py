@@ -208,8 +208,8 @@ def test_registry_names_errors_and_plugins(monkeypatch):
     assert {"yin", "harvest", "dio"} <= set(f0_tracker_names())
     assert get_f0_tracker(" YIN ").name == "yin"
     with pytest.raises(ParameterError) as err:
-        get_f0_tracker("crepe")
-    assert "crepe" in str(err.value) and "harvest" in str(err.value) and "yin" in str(err.value)
+        get_f0_tracker("rmvpe")
+    assert "rmvpe" in str(err.value) and "harvest" in str(err.value) and "yin" in str(err.value)
     with pytest.raises(ParameterError, match="offline"):
         get_f0_tracker("harvest").stream(SR, HOP)
     with pytest.raises(ParameterError, match="lookahead"):
