@@ -121,24 +121,49 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     return validate_config(cfg, str(path))
 
 
-def verify_manifest(folder: str | os.PathLike) -> dict[str, str]:
-    """Check every file listed in SHA256SUMS; return {name: sha256}.
+# files a loader may read: each must be listed in SHA256SUMS (README, LICENSE files may stay unlisted)
+LOADED_SUFFIXES = frozenset({".safetensors", ".onnx", ".json", ".data", ".bin", ".npy", ".npz", ".pt", ".pth",
+                             ".ckpt", ".pkl", ".index", ".model", ".ort"})
 
-    A missing manifest, a listed file that is missing, or a hash mismatch raise ManifestError.
+
+def _inside(folder: Path, name: str) -> Path:
+    """``folder/name`` if ``name`` is a plain relative path that stays inside ``folder`` (symlinks resolved)."""
+    p = Path(name)
+    if not name or p.is_absolute() or ".." in p.parts or "\\" in name or "\x00" in name:
+        raise ManifestError(f"'{folder}': {MANIFEST_NAME} names '{name[:80]}', a path outside the folder; entries "
+                            f"must be plain relative names. The manifest was tampered with: re-copy the model")
+    full = (folder / p).resolve()
+    if full != folder and folder not in full.parents:
+        raise ManifestError(f"'{folder}': {MANIFEST_NAME} entry '{name}' leads outside the folder (through a "
+                            f"symlink); refused. Re-copy the model folder without links")
+    return full
+
+
+def verify_manifest(folder: str | os.PathLike) -> dict[str, str]:
+    """Check SHA256SUMS: every entry inside the folder and matching, every loadable file listed.
+
+    Returns {name: sha256}. A missing manifest, an entry outside the folder (``..``, absolute, a
+    symlink out), a listed file that is missing, a hash mismatch, or a file the loader may read
+    (:data:`LOADED_SUFFIXES`, in any subfolder, hidden temp files aside) that is not listed raise
+    ManifestError. A subfolder with its own SHA256SUMS (a bundled encoder) is checked when it is loaded.
     """
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     mpath = folder / MANIFEST_NAME
     if not mpath.is_file():
         raise ManifestError(f"'{folder}' has no {MANIFEST_NAME}; the folder is incomplete or was not "
                             f"written by svc-host. Re-export or re-import the model.")
     sums: dict[str, str] = {}
-    for line in mpath.read_text(encoding="utf-8").splitlines():
+    try:
+        text = mpath.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"'{mpath}' is not UTF-8 text; re-copy the model folder") from None
+    for line in text.splitlines():
         if not line.strip():
             continue
         digest, _, name = line.partition("  ")
         sums[name.strip()] = digest.strip()
     for name, digest in sums.items():
-        p = folder / name
+        p = _inside(folder, name)
         if not p.is_file():
             raise ManifestError(f"'{folder}': {MANIFEST_NAME} lists '{name}' but the file is missing")
         actual = sha256_file(p)
@@ -146,6 +171,19 @@ def verify_manifest(folder: str | os.PathLike) -> dict[str, str]:
             raise ManifestError(
                 f"'{p}': sha256 is {actual[:16]}..., the manifest says {digest[:16]}...; the file is "
                 f"corrupt or was changed after export. Re-copy the model folder.")
+    listed = {Path(n).as_posix() for n in sums}
+    for root, dirs, files in os.walk(folder):
+        # a subfolder with its own manifest (a bundled encoder) is a model folder checked by its loader
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(root) / d / MANIFEST_NAME).is_file())
+        for fname in sorted(files):
+            rel = (Path(root) / fname).relative_to(folder).as_posix()
+            if fname.startswith(".") or rel == MANIFEST_NAME or Path(fname).suffix.lower() not in LOADED_SUFFIXES:
+                continue
+            if rel not in listed:
+                raise ManifestError(
+                    f"'{folder}': '{rel}' is not listed in {MANIFEST_NAME}, so its integrity cannot be checked "
+                    f"(every weight and config file must be listed); re-export or re-import the model, or "
+                    f"remove the file if it does not belong there")
     return sums
 
 
