@@ -42,7 +42,7 @@ def resolve_model_ref(text: str) -> str:
     if is_path_ref(text):
         p = Path(text).expanduser()
         if p.is_dir():
-            return str(p)
+            return os.path.abspath(p)  # absolute: no later step can take 'voice' for a catalog name
         raise ModelFormatError(f"model folder '{text}' does not exist; pass an existing model folder or a catalog "
                                f"name (see svc-host models)")
     from svc_dsp.models.catalog import find_in_catalog

@@ -39,7 +39,8 @@ def test_sigterm_during_render_leaves_no_partial(tmp_path, random_model_dir, job
         while proc.poll() is None and time.monotonic() < deadline and not seen:
             seen = _partials(out) if out.exists() else []
             time.sleep(0.05)
-        assert seen, f"no temp file appeared before the render ended: {proc.poll()}"
+        assert seen, f"no temp file appeared before the render ended: {proc.poll()} " \
+                     f"{proc.communicate()[1][-3000:] if proc.poll() is not None else ''}"
         os.kill(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
