@@ -6,7 +6,9 @@
     transpose = 2.0
     loudness_match = 1.0
 
-Unknown keys and out-of-range values are errors naming the key, the value and the range.
+Unknown keys, values of the wrong type (``transpose = true`` is refused, not read as 1.0) and
+out-of-range values are errors naming the key, the value and the range. Files that are not UTF-8,
+over 1 MB or nested deeper than :data:`svc_dsp.models.schema.MAX_DEPTH` are refused the same way.
 """
 from __future__ import annotations
 
@@ -20,9 +22,24 @@ from svc_dsp.fileops import write_atomic
 from svc_dsp.engine.parameters import PARAMETERS, parameter
 from svc_dsp.errors import CatalogError, ParameterError, PresetError
 from svc_dsp.models.catalog import catalog_roots
+from svc_dsp.models.schema import MAX_DEPTH, Field, check_value, nesting_depth
 
 PRESET_FORMAT_VERSION = 1
 _TOP_KEYS = {"format_version", "model", "parameters", "description"}
+MAX_PRESET_BYTES = 1 << 20
+# the TOML type each parameter kind takes; values are range-checked by the parameter itself
+_KIND_FIELDS = {"float": Field("number"), "bool": Field("bool"), "choice": Field("str"), "str": Field("str"),
+                "mix": Field("dict")}
+
+
+def _typed(k: str, v: Any, where: str) -> None:
+    kind = parameter(k).kind
+    problems = check_value(v, _KIND_FIELDS[kind], k)
+    if kind == "mix" and not problems:
+        for name, w in v.items():
+            problems += check_value(w, Field("number"), f"{k}.{name}")
+    if problems:
+        raise PresetError(f"{where}: {problems[0]} (for the '{k}' parameter); edit the preset")
 
 
 @dataclass
@@ -37,10 +54,16 @@ class Preset:
 
 
 def parse_preset(text: str, name: str, where: str = "<preset>") -> Preset:
+    if len(text) > MAX_PRESET_BYTES:
+        raise PresetError(f"{where}: {len(text)} characters; a preset is at most {MAX_PRESET_BYTES >> 20} MB")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise PresetError(f"{where}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise PresetError(f"{where}: nested deeper than the TOML reader allows; not a preset") from None
+    if nesting_depth(data) > MAX_DEPTH:
+        raise PresetError(f"{where}: nested deeper than {MAX_DEPTH} levels; not a preset")
     for k in data:
         if k not in _TOP_KEYS:
             raise PresetError(f"{where}: unknown key '{k}'; allowed keys: {', '.join(sorted(_TOP_KEYS))}")
@@ -57,11 +80,15 @@ def parse_preset(text: str, name: str, where: str = "<preset>") -> Preset:
     for k, v in params_in.items():
         if k not in PARAMETERS:
             raise PresetError(f"{where}: unknown parameter '{k}' = {v!r}; known: {', '.join(PARAMETERS)}")
+        _typed(k, v, where)
         try:
             params[k] = parameter(k).validate(v)
         except ParameterError as e:
             raise PresetError(f"{where}: {e}") from None
-    return Preset(name=name, model=model, parameters=params, description=str(data.get("description", "")))
+    desc = data.get("description", "")
+    if not isinstance(desc, str):
+        raise PresetError(f"{where}: 'description' must be a string; received {type(desc).__name__}")
+    return Preset(name=name, model=model, parameters=params, description=desc)
 
 
 def find_preset(name: str) -> Path:
@@ -91,7 +118,13 @@ def load_preset(name_or_file: str | os.PathLike, *, allow_path: bool = False) ->
         path = p
     else:
         path = find_preset(str(name_or_file))
-    pr = parse_preset(path.read_text(encoding="utf-8"), path.stem, str(path))
+    if path.stat().st_size > MAX_PRESET_BYTES:
+        raise PresetError(f"{path}: {path.stat().st_size} bytes; a preset is at most {MAX_PRESET_BYTES >> 20} MB")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PresetError(f"{path}: not UTF-8 text (byte {e.start}); save the preset as UTF-8") from None
+    pr = parse_preset(text, path.stem, str(path))
     pr.path = path
     return pr
 
