@@ -18,8 +18,9 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt")
 
 
 def is_path_ref(text: str) -> bool:
-    """True when ``text`` names a path (not a catalog name)."""
-    return (os.sep in text or "/" in text or (os.altsep or "/") in text or text.startswith((".", "~"))
+    """True when ``text`` names a path (not a catalog name); a checkpoint file name (``voice.pth``)
+    is a path too, so it is answered with the import command rather than a catalog miss."""
+    return (text.lower().endswith(CHECKPOINT_SUFFIXES) or os.sep in text or "/" in text or (os.altsep or "/") in text or text.startswith((".", "~"))
             or os.path.isabs(text))
 
 

@@ -61,6 +61,9 @@ def test_pth_model_gets_the_import_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "so-vits-svc checkpoint" in err and "svc-host import sovits" in err
     assert "does not exist" not in err and len(err.strip().splitlines()) == 1
+    rc = main(["render", "a.wav", "-o", "o", "--model", "voice.pth"])  # as typed in the issue: a bare file name
+    err = capsys.readouterr().err
+    assert rc == 2 and "svc-host import sovits voice.pth" in err and "catalog" not in err
 
 
 def test_bare_model_name_means_the_catalog_not_the_current_folder(tmp_path, random_model_dir, monkeypatch,
