@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pedalboard
 
+from host_bridge.effect import check_rate
 from host_bridge.layout import CHANNELS_FIRST, LayoutMemory
 from svc_dsp.errors import AudioError, ParameterError
 
@@ -229,9 +230,7 @@ class Chain:
 
     def process_planar(self, x: np.ndarray, sample_rate: Any, buffer_size: int = 8192,
                        reset: bool = True) -> np.ndarray:
-        from host_bridge.effect import _check_rate
-
-        sr = _check_rate(sample_rate)
+        sr = check_rate(sample_rate)
         C, n = x.shape
         self._last_rate = sr
         if reset:

@@ -29,9 +29,12 @@ from svc_dsp.engine.streaming import StreamingConverter
 from svc_dsp.errors import AudioError, ParameterError, PresetError, UnsupportedAudioError
 from svc_dsp.features.f0 import get_f0_tracker
 from svc_dsp.models.base import VoiceModel
+from host_bridge.presets import save_preset
+from host_bridge.presets import load_preset
 
 
-def _check_rate(sample_rate: Any) -> int:
+def check_rate(sample_rate: Any) -> int:
+    """``sample_rate`` as a whole number of Hz in the engine's range, else UnsupportedAudioError."""
     try:
         sr = float(sample_rate)
     except (TypeError, ValueError):
@@ -40,6 +43,9 @@ def _check_rate(sample_rate: Any) -> int:
         raise UnsupportedAudioError(f"sample_rate {sample_rate!r}; allowed: a whole number of Hz in "
                                     f"{MIN_RATE}..{MAX_RATE}. Resample the audio first.")
     return int(sr)
+
+
+_check_rate = check_rate  # the earlier private name
 
 
 class VoiceConversion:
@@ -78,7 +84,7 @@ class VoiceConversion:
         self._latencies: dict[tuple[int, int], int] = {}
         self._apply_all({**r.parameters, **params})
         if sample_rate is not None:
-            self._last_rate = _check_rate(sample_rate)
+            self._last_rate = check_rate(sample_rate)
             if self._streaming_tracker():
                 self._engine_for(self._last_rate)
 
@@ -122,7 +128,7 @@ class VoiceConversion:
 
     def latency_at(self, sample_rate: int) -> int:
         """Latency in samples at ``sample_rate``; it never depends on parameters or block size."""
-        sr = _check_rate(sample_rate)
+        sr = check_rate(sample_rate)
         if self._engine is not None and self._engine.sample_rate == sr:
             return int(self._engine.latency_samples)
         key = (id(self._model), sr)
@@ -204,7 +210,7 @@ class VoiceConversion:
                        reset: bool = True) -> np.ndarray:
         """:meth:`process` for a (C, n) float32 array (no layout guess) -> (C, n) float32; what
         :class:`host_bridge.chain.Chain` and the renderer call."""
-        sr = _check_rate(sample_rate)
+        sr = check_rate(sample_rate)
         if int(buffer_size) < 1:
             raise ParameterError(f"buffer_size {buffer_size!r}; allowed: a whole number >= 1")
         block = min(int(buffer_size), self.max_block_size)
@@ -258,16 +264,12 @@ class VoiceConversion:
     # -- presets and state ------------------------------------------------------------
     def save_preset(self, path: str | os.PathLike, description: str = "") -> Path:
         """Write this effect's model reference and parameter values as a preset TOML file."""
-        from host_bridge.presets import save_preset
-
         return save_preset(path, self._model_ref, {k: v for k, v in self._values.items() if v is not None},
                            description)
 
     def load_preset(self, name_or_path: str | os.PathLike) -> None:
         """Load a catalog preset (or a .toml file): its model if it names another one, and its
         values; parameters the preset does not set go back to their defaults."""
-        from host_bridge.presets import load_preset
-
         preset = load_preset(name_or_path, allow_path=True)
         if preset.model != self._model_ref:
             self._model, self._model_ref = resolve(preset).model, preset.model

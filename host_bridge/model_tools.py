@@ -28,6 +28,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from svc_dsp.errors import ModelFormatError, SvcError
+from svc_dsp.models.folder import MANIFEST_NAME, load_tensors, read_config, sha256_file, verify_manifest
+from svc_dsp.models.catalog import find_in_catalog
+from svc_dsp.fileops import replace_dir
 
 __all__ = ["add_model_tool_subcommands", "compress_model", "merge_models"]
 
@@ -46,14 +49,11 @@ def _resolve(ref: str | Path) -> Path:
     p = Path(ref)
     if p.is_dir():
         return p
-    from svc_dsp.models.catalog import find_in_catalog
 
     return find_in_catalog("models", str(ref))
 
 
 def _read(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    from svc_dsp.models.folder import load_tensors, read_config, verify_manifest
-
     cfg = read_config(folder)
     if cfg.get("family") == "content-encoder":
         raise ModelToolError(f"'{folder}' is a content encoder, not a voice; merge/compress take voice folders")
@@ -73,9 +73,6 @@ def _raw_dtypes(folder: Path) -> dict[str, str]:
 def _write(out: Path, source: Path, cfg: dict[str, Any], tensors: dict[str, np.ndarray], storage: str,
            overwrite: bool, inputs: Sequence[Path]) -> Path:
     """Assemble ``out`` from ``source``'s other files + new model.json/model.safetensors; atomic."""
-    from svc_dsp.fileops import replace_dir
-    from svc_dsp.models.folder import MANIFEST_NAME, sha256_file
-
     out = Path(out)
     for p in inputs:
         if out.resolve() == Path(p).resolve():
@@ -146,8 +143,6 @@ def _architecture(cfg: dict[str, Any]) -> dict[str, Any]:
 def merge_models(inputs: Sequence[str | Path], out: str | Path, ratios: str | Sequence[float] | None = None, *,
                  overwrite: bool = False) -> Path:
     """Weighted sum of voices ``inputs`` (folders or catalog names) written to ``out``."""
-    from svc_dsp.models.folder import sha256_file
-
     if len(inputs) < 2:
         raise ModelToolError(f"merge needs at least two voices; received {len(inputs)}")
     folders = [_resolve(i) for i in inputs]
@@ -189,8 +184,6 @@ def merge_models(inputs: Sequence[str | Path], out: str | Path, ratios: str | Se
 
 
 def _read_name(folder: Path) -> str:
-    from svc_dsp.models.folder import read_config
-
     return str(read_config(folder).get("name", folder.name))
 
 

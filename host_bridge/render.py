@@ -19,8 +19,15 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from host_bridge.automation import Automator, resolve_lanes
+from host_bridge.chain import Chain
+from host_bridge.effect import VoiceConversion
 from host_bridge.render_plan import AUDIO_EXTENSIONS, BatchPlan, audio_files, plan_batch  # noqa: F401 (re-exported)
 from svc_dsp.audio.block_reader import BlockReader as _BlockReader  # counts what the decoder delivers
+from svc_dsp.audio.io import (AtomicAudioWriter, non_finite_warning, read_info, replace_non_finite, sanitize,
+                              truncation_detail)
+from svc_dsp.engine.converter import Converter
+from svc_dsp.errors import AudioError, SvcError
 
 EXISTING_POLICIES = ("skip", "overwrite", "error")
 
@@ -90,9 +97,6 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, p
     ``progress(done, total)`` is called after each block with samples per channel processed and
     the total (file length plus the chain's latency flush); from the rendering thread.
     """
-    from svc_dsp.audio.io import AtomicAudioWriter, read_info
-    from svc_dsp.errors import SvcError
-
     src, dst = Path(input_path), Path(output_path)
     res = RenderResult(str(src), str(dst), "failed")
     t0 = time.perf_counter()
@@ -147,10 +151,6 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, p
 
 def _as_chain(plugins: Any) -> tuple[Any, Any]:
     """-> (Chain, None) for streaming, or (None, effect) for an offline-F0 effect rendered whole."""
-    from host_bridge.chain import Chain
-    from host_bridge.effect import VoiceConversion
-    from svc_dsp.engine.converter import Converter
-
     if isinstance(plugins, Converter):
         plugins = VoiceConversion(plugins.model, **plugins.params)
     if isinstance(plugins, VoiceConversion):
@@ -164,8 +164,6 @@ def _as_chain(plugins: Any) -> tuple[Any, Any]:
 
 def _render_whole(src: Path, info: Any, effect: Any, w: Any, res: RenderResult,
                   allow_truncated: bool = False) -> None:
-    from svc_dsp.audio.io import sanitize
-
     with _BlockReader(src, info.channels, info.frames) as reader:
         audio = reader.read(info.frames)
     if reader.ended_early:
@@ -178,9 +176,6 @@ def _render_whole(src: Path, info: Any, effect: Any, w: Any, res: RenderResult,
 def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int, w: Any,
                    res: RenderResult, allow_truncated: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> None:
-    from host_bridge.automation import Automator, resolve_lanes
-    from svc_dsp.audio.io import non_finite_warning, replace_non_finite
-
     sr, C = info.sample_rate, info.channels
     lanes = resolve_lanes(automation, sr)
     saved = [(e, e.raw_state) for e in chain.effects() if hasattr(e, "raw_state")]
@@ -229,9 +224,6 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
 
 def _truncated(src: Path, info: Any, present: int, missing: int, allow: bool, res: RenderResult) -> None:
     """A file shorter than its header: fail (AudioError), or with ``allow`` warn and go on."""
-    from svc_dsp.audio.io import truncation_detail
-    from svc_dsp.errors import AudioError
-
     if not allow:
         raise AudioError(truncation_detail(info.sample_rate, present, missing))
     res.warnings.append(f"truncated file: {missing / info.sample_rate:.3f} s ({missing} samples) missing at "

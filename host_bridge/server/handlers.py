@@ -14,6 +14,8 @@ from host_bridge.server.protocol import OscMessage
 from host_bridge.server.session import TOPICS, Address, Session, value_args
 from svc_dsp.engine.parameters import PARAMETERS, Parameter
 from svc_dsp.errors import SvcError
+from svc_dsp.models.catalog import list_catalog
+from host_bridge.presets import list_presets
 
 NUMERIC = set("ifdh")
 VERSION = "1"
@@ -218,8 +220,6 @@ class Router:
 
     def preset_list(self, src: Address, msg: OscMessage) -> None:
         def run() -> None:
-            from host_bridge.presets import list_presets
-
             names = list_presets()
             for i, n in enumerate(names):
                 self.s.reply(src, "/svc/preset/item", i, n)
@@ -232,8 +232,6 @@ class Router:
 
     def model_list(self, src: Address, msg: OscMessage) -> None:
         def run() -> None:
-            from svc_dsp.models.catalog import list_catalog
-
             names = list_catalog("models")
             for i, n in enumerate(names):
                 self.s.reply(src, "/svc/model/item", i, n)

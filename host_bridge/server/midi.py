@@ -27,6 +27,7 @@ import numpy as np
 from host_bridge.server.audio_io import ring_read
 from svc_dsp.engine.parameters import PARAMETERS
 from svc_dsp.errors import ParameterError, SvcError
+from svc_dsp.features.f0 import get_f0_tracker
 
 Address = tuple[str, int]
 
@@ -203,8 +204,6 @@ class NoteFollower:
 
     def __init__(self, session: Any, host: Any, f0_range: tuple[float, float] = (50.0, 1100.0), *,
                  median_frames: int = 5, deadband: float = 0.05) -> None:
-        from svc_dsp.features.f0 import get_f0_tracker
-
         self.s, self.host = session, host
         self.hop = max(1, host.sample_rate // 100)
         self._stream = get_f0_tracker("yin").stream(host.sample_rate, self.hop, *f0_range)

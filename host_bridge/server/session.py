@@ -21,6 +21,8 @@ from host_bridge.resolve import model_folder
 from svc_dsp.engine.parameters import PARAMETERS, Parameter, defaults, parameter
 from svc_dsp.engine.processor import ParameterStore
 from svc_dsp.errors import CatalogError, SvcError
+from svc_dsp.models.catalog import load_model
+from svc_dsp.models.catalog import list_catalog, user_root
 
 Address = tuple[str, int]
 TOPICS = ("params", "status", "meters", "jobs", "presets", "midi")
@@ -206,8 +208,6 @@ class Session:
 
     def load_model(self, name: str, source: str = "osc") -> None:
         """Catalog model by name (never a path); keeps parameter values that still apply."""
-        from svc_dsp.models.catalog import load_model
-
         model = load_model(model_folder(name, allow_path=False))
         store = ParameterStore(model)
         with self._lock:
@@ -232,8 +232,6 @@ class Session:
                           f"model '{name}' lacks the selected {' and '.join(dropped)}; reset to the model's default")
 
     def load_preset(self, name: str, source: str = "osc") -> None:
-        from svc_dsp.models.catalog import load_model
-
         pr = load_preset(name)  # catalog names only
         vals = defaults()
         vals.update(pr.parameters)
@@ -256,8 +254,6 @@ class Session:
         self.broadcast("presets", "/svc/preset/current", pr.name)
 
     def save_preset(self, name: str) -> Path:
-        from svc_dsp.models.catalog import list_catalog, user_root
-
         if not PRESET_NAME.match(name):
             raise CatalogError(f"preset name {name!r}: use 1-64 letters, digits, '_', '-', '.' (no paths)")
         if self.model_name not in list_catalog("models"):

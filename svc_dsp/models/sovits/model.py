@@ -23,6 +23,8 @@ from svc_dsp.models.sovits.net import SovitsNet
 from svc_dsp.models.catalog import resolve_encoder
 from svc_dsp.features.pitch import interpolate_unvoiced
 from svc_dsp.audio.resample import resample
+from svc_dsp.models.sovits.fast_decoder import FastDecoder
+from svc_dsp.models.encoders.whisper import sovits_encoder_hint
 
 FAMILY = "sovits"
 CONTENT_RATE = 16000
@@ -197,8 +199,6 @@ class SovitsModel(WindowedModel):
         """The fast decoder (:mod:`fast_decoder`), built on first use (it transforms some
         kernels once)."""
         if self._fast is None:
-            from svc_dsp.models.sovits.fast_decoder import FastDecoder
-
             self._fast = FastDecoder(self.net.dec)
         return self._fast
 
@@ -270,8 +270,6 @@ def load(folder: Path, cfg: dict[str, Any]) -> SovitsModel:
     try:
         enc = resolve_encoder(folder, ref)
     except CatalogError as e:
-        from svc_dsp.models.encoders.whisper import sovits_encoder_hint
-
         hint = sovits_encoder_hint(str(ref.get("name")))
         if hint:
             raise CatalogError(f"{e}. so-vits voice '{cfg.get('name', folder.name)}' needs the content encoder "
