@@ -122,7 +122,11 @@ class Converter:
         offline and streaming share every stage, and memory stays bounded."""
         m = self.model
         f0_track = None
-        if not get_f0_tracker(p["f0_method"]).streaming:
+        tracker = get_f0_tracker(p["f0_method"])
+        # offline trackers, and streaming ones that look further ahead than the voice allows live
+        # (e.g. crepe-tiny-live on a 10 ms voice), are run over the whole signal first
+        if not tracker.streaming or tracker.lookahead_samples(m.sample_rate) > \
+                int(getattr(getattr(m, "net", None), "delay_hops", 0)) * m.hop_size:
             mono = x.mean(axis=0) if x.shape[0] > 1 else x[0]
             xm = DcBlocker(m.sample_rate)(ZeroPhaseResampler(sample_rate, m.sample_rate).resample(mono))
             f0_track = self.track_f0(xm, p["f0_method"], -(-xm.shape[0] // m.hop_size))
