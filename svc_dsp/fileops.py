@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 #: ``.<name>.<pid>-<host>.<8 hex>.partial``: a temp file of ours, from process ``pid`` on ``host``.
-PARTIAL_RE = re.compile(r"^\..+\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})\.[0-9a-f]{8}\.partial$", re.DOTALL)
+PARTIAL_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})\.[0-9a-f]{8}\.partial$",
+                        re.DOTALL)
 #: ``.<name>.<8 hex>.partial``: the form older versions wrote (no process id in it).
 OLD_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.partial$", re.DOTALL)
 #: Partials whose process cannot be checked (older form, another machine) count as stale once
@@ -95,6 +96,24 @@ def stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
                     out.append(Path(e.path))
             except OSError:
                 pass
+    return sorted(out)
+
+
+def temps_of(final: str | os.PathLike[str]) -> list[Path]:
+    """The temp files (any process, any machine) that are writing ``final`` now or were left by
+    writers of it: ``.<name>.<pid>-<host>.<hex>.partial`` beside it, ``<name>`` being the final
+    name or the shortened form :func:`temp_name` gives it."""
+    final = Path(final)
+    out: list[Path] = []
+    try:
+        entries = list(os.scandir(final.parent))
+    except OSError:
+        return out
+    for e in entries:
+        m = PARTIAL_RE.match(e.name)
+        if m is not None and (m["name"] == final.name or (final.name.startswith(m["name"])
+                                                          and len(os.fsencode(e.name)) >= NAME_MAX - 8)):
+            out.append(Path(e.path))
     return sorted(out)
 
 

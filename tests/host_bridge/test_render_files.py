@@ -111,3 +111,14 @@ def test_non_utf8_file_name_renders(tmp_path, random_model_dir, capfd):
     assert "UnicodeEncodeError" not in text.out + text.err
     assert [p for p in os.listdir(os.path.join(os.fsencode(out), b"in")) if p.endswith(b".partial")] == []
 
+
+
+def test_temps_of_finds_a_targets_temp_files_also_shortened(tmp_path):
+    from svc_dsp.fileops import temp_name, temps_of
+
+    long = tmp_path / ("y" * 250)
+    short = tmp_path / "a.wav"
+    made = [tmp_path / temp_name(p) for p in (long, short, tmp_path / "b.wav")]
+    for p in made:
+        p.write_bytes(b"")
+    assert temps_of(long) == [made[0]] and temps_of(short) == [made[1]]
