@@ -7,7 +7,7 @@ import mido
 
 
 def _target(server):
-    return server.session.host.converter._targets["cluster_ratio"]
+    return server.session.host.converter.get("cluster_ratio")
 
 
 def test_osc_sets_cluster_ratio(server, client):
