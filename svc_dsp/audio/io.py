@@ -15,7 +15,6 @@ are counted and clipped explicitly; ``FLOAT``/``DOUBLE`` subtypes keep them.
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from svc_dsp.errors import AudioError, UnsupportedAudioError
+from svc_dsp.audio.truncation import declared_size, missing_frames, truncation_detail, truncation_message
 from svc_dsp.fileops import open_temp_beside
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -71,60 +71,6 @@ def _libsndfile_text(exc: Exception) -> str:
     return str(text).strip()
 
 
-_W64_RIFF = bytes.fromhex("726966662e91cf11a5d628db04c10000")
-_BYTES_PER_SAMPLE = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
-                     "FLOAT": 4, "DOUBLE": 8}
-
-
-def declared_size(path: str) -> tuple[int, int] | None:
-    """``(bytes the container header declares, bytes the file holds)`` for RIFF/RF64 (WAV),
-    Sony Wave64 and FORM (AIFF) files; None for other containers or unreadable headers."""
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(40)
-    except OSError:
-        return None
-    if len(head) < 12:
-        return None
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return struct.unpack("<I", head[4:8])[0] + 8, size
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return struct.unpack(">I", head[4:8])[0] + 8, size
-    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE" and head[12:16] == b"ds64" and len(head) >= 28:
-        return struct.unpack("<Q", head[20:28])[0] + 8, size  # ds64: chunk size, then the 64-bit RIFF size
-    if head[:16] == _W64_RIFF and len(head) >= 24:
-        return struct.unpack("<Q", head[16:24])[0], size  # the size field counts the whole file
-    return None
-
-
-def truncation_message(path: str, sample_rate: int, present: int, missing: int) -> str:
-    """The one line that names a truncated file, the missing duration and both ways out."""
-    return f"file '{path}': " + truncation_detail(sample_rate, present, missing)
-
-
-def truncation_detail(sample_rate: int, present: int, missing: int) -> str:
-    """:func:`truncation_message` without the file name."""
-    return (f"truncated: the header declares {(present + missing) / sample_rate:.3f} s, "
-            f"the file holds {present / sample_rate:.3f} s ({missing / sample_rate:.3f} s = {missing} samples "
-            f"missing at the end; an interrupted copy, download or export) — copy or export it again, "
-            f"or accept the loss (svc-host render --allow-truncated renders the part that is there)")
-
-
-def _missing_frames(path: str, info: "AudioInfo") -> int:
-    """Frames the header declares beyond the bytes present (0 when whole or not a PCM container).
-    libsndfile silently reads what is there, so an interrupted copy would otherwise load as a
-    shorter file without any warning."""
-    sizes = declared_size(path)
-    if sizes is None:
-        return 0
-    declared, size = sizes
-    if declared <= size + 1:  # +1: a missing odd-length pad byte is harmless
-        return 0
-    per_frame = _BYTES_PER_SAMPLE.get(info.subtype, 0) * info.channels
-    return max(1, -(-(declared - size) // per_frame)) if per_frame else 1  # a cut frame counts as missing
-
-
 def _open_info(path: PathLike, allow_truncated: bool = False) -> AudioInfo:
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -144,7 +90,7 @@ def _open_info(path: PathLike, allow_truncated: bool = False) -> AudioInfo:
     info = AudioInfo(path=p, sample_rate=int(raw.samplerate), channels=int(raw.channels),
                      frames=int(raw.frames), format=str(raw.format), subtype=str(raw.subtype))
     _validate_info(info)
-    missing = _missing_frames(p, info)
+    missing = missing_frames(p, info.subtype, info.channels)
     if missing:
         if not allow_truncated:
             raise UnsupportedAudioError(truncation_message(p, info.sample_rate, info.frames, missing))
