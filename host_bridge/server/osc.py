@@ -2,10 +2,13 @@
 
 One receive thread reads datagrams with a 64 KiB buffer, so a datagram over
 ``MAX_DATAGRAM`` bytes is seen whole, counted and reported (python-osc drops those
-silently). A datagram is charged to its sender's token bucket *before* it is parsed;
-a bundle is charged once more per extra message after parsing. Parse failures are
+silently). A datagram is charged *before* it is parsed to its sender host's token bucket
+(keyed by IP, not IP:port, so opening more sockets buys nothing) and to one global bucket
+shared by all senders; after parsing, a bundle is charged once more per extra message and
+an expensive request (:data:`COSTS`: lists, job submits) its extra cost. Parse failures are
 counted and reported on ``/svc/error`` to the sender (error replies are themselves
-limited per sender, so a flood cannot turn the server into an amplifier).
+limited per host, so a flood cannot turn the server into an amplifier). Every reply is cut
+to fit one datagram of ``MAX_DATAGRAM`` bytes (longest strings first, on a UTF-8 boundary).
 """
 from __future__ import annotations
 
@@ -21,7 +24,35 @@ from host_bridge.server.protocol import MAX_DATAGRAM, OscMessage, OscParseError,
 
 Address = tuple[str, int]
 MAX_SENDERS = 1024          # token buckets kept (least recently seen evicted)
-ERROR_REPLIES_PER_S = 10.0  # /svc/error replies per sender
+ERROR_REPLIES_PER_S = 10.0  # /svc/error replies per sender host
+GLOBAL_FACTOR = 2.0         # all senders together: this many times one host's rate and burst
+TRUNCATED = " ...[truncated]"
+# messages a request costs, roughly the replies and work it causes (a ping costs 1)
+COSTS: dict[str, int] = {"/svc/param/list": 16, "/svc/preset/list": 16, "/svc/model/list": 16,
+                         "/svc/midi/mapping": 16, "/svc/job/submit": 32, "/svc/status": 4,
+                         "/svc/preset/load": 32, "/svc/model/load": 64, "/svc/preset/save": 32}
+
+
+def fit_datagram(address: str, args: tuple[object, ...]) -> bytes:
+    """``build_message(address, *args)``, with the longest string arguments shortened (on a UTF-8
+    character boundary, marked ``...[truncated]``) until it fits ``MAX_DATAGRAM`` bytes."""
+    data = build_message(address, *args)
+    if len(data) <= MAX_DATAGRAM:
+        return data
+    out = list(args)
+    for _ in range(len(out) + 1):
+        strs = [i for i, a in enumerate(out) if isinstance(a, str)]
+        if not strs:
+            break
+        i = max(strs, key=lambda j: len(str(out[j]).encode("utf-8")))
+        raw = str(out[i]).encode("utf-8")
+        excess = len(data) - MAX_DATAGRAM + len(TRUNCATED) + 4
+        keep = raw[:max(0, len(raw) - excess)].decode("utf-8", errors="ignore")
+        out[i] = keep + TRUNCATED
+        data = build_message(address, *out)
+        if len(data) <= MAX_DATAGRAM:
+            return data
+    return build_message("/svc/error", address[:200], "reply too large for one datagram; dropped")
 
 
 class TokenBucket:
@@ -79,6 +110,7 @@ class OscTransport:
 
     def __init__(self, host: str, port: int, handler: Callable[[Address, OscMessage], None], *,
                  allow: AllowList | None = None, rate: float = 1000.0, burst: float = 2000.0,
+                 global_rate: float | None = None, global_burst: float | None = None,
                  on_error: Callable[[Address, str, str], None] | None = None,
                  backoff: Callable[[], bool] | None = None) -> None:
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -96,8 +128,11 @@ class OscTransport:
         self.on_error = on_error
         self.backoff = backoff  # True while audio is starving: control traffic waits a little
         self.stats = TransportStats()
-        self._buckets: OrderedDict[Address, TokenBucket] = OrderedDict()
-        self._err_buckets: OrderedDict[Address, TokenBucket] = OrderedDict()
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._err_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        g_rate = float(global_rate) if global_rate is not None else GLOBAL_FACTOR * self.rate
+        g_burst = float(global_burst) if global_burst is not None else GLOBAL_FACTOR * self.burst
+        self._global = TokenBucket(g_rate, g_burst, time.monotonic())
         self._send_lock = threading.Lock()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="osc-recv", daemon=True)
@@ -118,7 +153,7 @@ class OscTransport:
 
     # -- sending --------------------------------------------------------------------
     def send(self, to: Address, address: str, *args: object) -> None:
-        self.send_raw(to, build_message(address, *args))
+        self.send_raw(to, fit_datagram(address, args))
 
     def send_raw(self, to: Address, data: bytes) -> None:
         try:
@@ -127,10 +162,21 @@ class OscTransport:
             pass  # a client that went away must not stop the server
 
     def error_allowed(self, to: Address) -> bool:
-        return self._bucket(self._err_buckets, to, ERROR_REPLIES_PER_S, ERROR_REPLIES_PER_S).take(time.monotonic())
+        return self._bucket(self._err_buckets, to[0], ERROR_REPLIES_PER_S, ERROR_REPLIES_PER_S).take(time.monotonic())
 
     # -- receiving --------------------------------------------------------------------
-    def _bucket(self, table: OrderedDict, key: Address, rate: float, burst: float) -> TokenBucket:
+    def _charge(self, host: str, n: float) -> bool:
+        """Spend ``n`` from the host's bucket and the global one (from neither when either is short)."""
+        now = time.monotonic()
+        b = self._bucket(self._buckets, host, self.rate, self.burst)
+        if not b.take(now, n):
+            return False
+        if not self._global.take(now, n):
+            b.tokens += n  # refund: the host did not get its message through
+            return False
+        return True
+
+    def _bucket(self, table: OrderedDict, key: str, rate: float, burst: float) -> TokenBucket:
         b = table.get(key)
         if b is None:
             b = table[key] = TokenBucket(rate, burst, time.monotonic())
@@ -166,10 +212,10 @@ class OscTransport:
             st.denied += 1
             return
         limited = self.rate > 0
-        if limited and not self._bucket(self._buckets, sender, self.rate, self.burst).take(time.monotonic()):
+        if limited and not self._charge(sender[0], 1.0):
             st.rate_limited += 1
-            self._report(sender, "", f"rate limit: more than {self.rate:g} messages/s (burst {self.burst:g}); "
-                                     f"message dropped, slow down")
+            self._report(sender, "", f"rate limit: more than {self.rate:g} messages/s from {sender[0]} (burst "
+                                     f"{self.burst:g}) or the server's total budget; message dropped, slow down")
             return
         if len(data) > MAX_DATAGRAM:
             st.oversize += 1
@@ -182,9 +228,12 @@ class OscTransport:
             st.malformed += 1
             self._report(sender, "", f"malformed OSC packet: {e}")
             return
-        if limited and len(messages) > 1 and not self._buckets[sender].take(time.monotonic(), len(messages) - 1):
+        extra = len(messages) - 1 + sum(COSTS.get(m.address, 1) - 1 for m in messages)
+        if limited and extra > 0 and not self._charge(sender[0], float(extra)):
             st.rate_limited += 1
-            self._report(sender, "", f"rate limit: bundle of {len(messages)} messages dropped")
+            what = f"bundle of {len(messages)} messages" if len(messages) > 1 else f"'{messages[0].address}'"
+            self._report(sender, "", f"rate limit: {what} dropped (costs {extra + 1} of {self.rate:g}/s; list "
+                                     f"and load requests cost more than a ping); slow down")
             return
         for m in messages:
             st.messages += 1

@@ -208,14 +208,20 @@ def test_bundles_run_at_once_even_with_future_time_tags(client):
 def test_rate_limit_per_sender(catalog):
     from tests.host_bridge.server.conftest import make_server
 
+    import socket
+
     srv = make_server(catalog, rate=1.0, burst=20.0)
     a, b = OscClient(srv.address), OscClient(srv.address)
+    b.sock.close()  # b is another host (127.0.0.2): the budget is per host, not per socket
+    b.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b.sock.bind(("127.0.0.2", 0))
+    b.port = b.sock.getsockname()[1]
     try:
         t0 = time.monotonic()
         for i in range(200):
             a.send("/svc/ping", i)
         # one socket, handled in order: b's answer comes after all of a's
-        assert b.request("/svc/ping", reply="/svc/pong").args == []  # others unaffected
+        assert b.request("/svc/ping", reply="/svc/pong").args == []  # other hosts unaffected
         elapsed = time.monotonic() - t0
         got = a.drain(0.2)
         pongs = [m for m in got if m.address == "/svc/pong"]
