@@ -75,6 +75,21 @@ def test_third_party_imports_are_declared_in_pyproject() -> None:
     assert not missing, "\n".join(missing)
 
 
+def test_test_imports_are_in_the_test_extra() -> None:
+    """`pip install -e ".[test]"` must bring everything the suite imports (pytest, hypothesis, ...)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    allowed = _requirement_names(project["dependencies"]) | _requirement_names(project["optional-dependencies"]["test"])
+    installed = md.packages_distributions()
+    missing = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for module, line, in_function in third_party_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if in_function:
+                continue  # optional tools a test skips without (pytest.importorskip)
+            if not _distributions(module, installed) & allowed:
+                missing.append(f"{path.relative_to(ROOT)}:{line} imports {module!r}: add it to the test extra")
+    assert not missing, "\n".join(missing)
+
+
 def test_the_checker_sees_module_level_and_function_imports() -> None:
     tree = ast.parse("import os\nimport numpy as np\nfrom scipy.signal import lfilter\nfrom . import x\n"
                      "def f():\n    import torch\n    try:\n        import jack\n    except ImportError:\n"
