@@ -15,8 +15,6 @@ clears temp files left by workers that died.
 from __future__ import annotations
 
 import contextlib
-import glob
-import re
 import time
 import uuid
 from pathlib import Path
@@ -140,13 +138,11 @@ def _lanes_for(src: Path, automation: Any) -> Any:
 
 
 def _partials(dst: Path) -> list[Path]:
-    """Temp files of the atomic writers for ``dst``: ``.NAME.PID.HEX8.partial`` (older: no PID).
-    The PID is a worker's on its own host, so it cannot tell here whether the writer still runs."""
-    pat = re.compile(rf"^\.{re.escape(dst.name)}\.([0-9]+\.)?[0-9a-f]{{8}}\.partial$")
-    try:
-        return [p for p in dst.parent.glob(f".{glob.escape(dst.name)}.*.partial") if pat.match(p.name)]
-    except OSError:
-        return []
+    """Temp files of the atomic writers for ``dst`` (svc_dsp.fileops naming). Their process ids
+    belong to the workers' hosts, so here they cannot tell whether a writer still runs."""
+    from svc_dsp.fileops import temps_of
+
+    return temps_of(dst)
 
 
 def _clear_partials(pairs: list[tuple[Path, Path]], wait_s: float) -> None:
@@ -185,6 +181,7 @@ def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[
     from host_bridge.cluster_worker import RenderTask, render_task
     from host_bridge.render import RenderResult
 
+    given = [(str(s), str(d)) for s, d in pairs]  # the report names files as the caller did
     pairs = [(Path(s).absolute(), Path(d).absolute()) for s, d in pairs]
     total = len(pairs)
     cancel = f"svc-cancel-{uuid.uuid4().hex}"
@@ -209,6 +206,9 @@ def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[
 
     def finish(i: int, r: RenderResult) -> None:
         nonlocal done_count
+        for k, a in enumerate((r.input, r.output)):
+            r.message = r.message.replace(a, given[i][k]) if a != given[i][k] and a else r.message
+        r.input, r.output = given[i]
         results[i] = r
         done_count += 1
         if progress:
