@@ -27,6 +27,7 @@ from svc_dsp.audio.block_reader import BlockReader as _BlockReader  # counts wha
 from svc_dsp.audio.io import (AtomicAudioWriter, non_finite_warning, read_info, replace_non_finite, sanitize,
                               truncation_detail)
 from svc_dsp.engine.converter import Converter
+from svc_dsp.engine.processor import LatencyCompensator
 from svc_dsp.errors import AudioError, SvcError
 
 EXISTING_POLICIES = ("skip", "overwrite", "error")
@@ -185,6 +186,8 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
         L = chain.latency_at(sr, C)
         auto = Automator(lanes, chain, sr)
         auto.apply_initial()
+        # the file, then L samples of silence; the first L output samples (the latency) are dropped
+        comp = LatencyCompensator(lambda x: chain.process_planar(x, sr, chunk, False), L, chunk)
         n, total, pos = reader.frames, reader.frames + L, 0
         n_nan = n_inf = 0
         while pos < total:
@@ -206,10 +209,9 @@ def _render_stream(src: Path, info: Any, chain: Any, automation: Any, chunk: int
                 auto.apply_until(pos + s)
                 nxt = auto.next_after(pos + s)
                 e = m if nxt is None else min(m, nxt - pos)
-                y = chain.process_planar(blk[:, s:e], sr, chunk, False)
-                a, b = max(pos + s, L), min(pos + e, L + n)  # stream time L.. is aligned output 0..
-                if b > a:
-                    w.write(y[:, a - pos - s:b - pos - s])
+                y = comp.push(blk[:, s:e])
+                if y.shape[1]:
+                    w.write(y)
                 s = e
             pos += m
             if progress is not None:
