@@ -154,7 +154,7 @@ def test_presets_and_models(server, client):
     assert client.wait("/svc/model/current", timeout=20).args == ["rnd2"]
     assert server.session.model_name == "rnd2"
     client.send("/svc/model/load", "../rnd")
-    assert "no paths" in client.wait("/svc/error", timeout=10).args[1]
+    assert "only catalog names" in client.wait("/svc/error", timeout=10).args[1]
     client.send("/svc/preset/save", "z-saved")
     assert client.wait("/svc/preset/saved", timeout=10).args == ["z-saved"]
     client.send("/svc/preset/save", "../evil")
