@@ -40,7 +40,7 @@ def model_folder(text: str, *, allow_path: bool = True) -> str:
     text = str(text)
     if is_path_ref(text):
         if not allow_path:
-            raise CatalogError(f"model {text!r} is a path; only catalog names are accepted here "
+            raise CatalogError(f"model {text!r} is a path: no paths here, only catalog names "
                                f"(install the model under <root>/models/ and use its name)")
         return resolve_model_ref(text)
     return str(find_in_catalog("models", text))
@@ -61,7 +61,7 @@ def resolve(source: Any, *, allow_path: bool = True) -> Resolved:
     text = os.fspath(source)
     if is_path_ref(text) or (Path(text).suffix == ".toml" and Path(text).is_file()):
         if not allow_path:
-            raise CatalogError(f"{text!r} is a path; only catalog names are accepted here")
+            raise CatalogError(f"{text!r} is a path: no paths here, only catalog names")
         if Path(text).suffix == ".toml":
             return resolve(load_preset(text, allow_path=True), allow_path=True)
         folder = model_folder(text)

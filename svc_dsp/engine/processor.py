@@ -162,6 +162,13 @@ class ModelStage:
             raise ParameterError(f"model '{model.name}': unknown regime {model.regime!r}")
         self.dynamics = FrameDynamics(sr, hop, targets, self.core.lead_samples // hop)
 
+    def __getattr__(self, name: str) -> Any:
+        """The regime stage's own figures (``step``, ``window``, ``hop``, ``delay``...) read through."""
+        core = self.__dict__.get("core")
+        if core is None:
+            raise AttributeError(name)
+        return getattr(core, name)
+
     def reset(self) -> None:
         self.dc.reset()
         self.core.reset()
