@@ -99,7 +99,7 @@ def test_parameters_validated(random_model):
     with pytest.raises(UnknownSpeakerError, match="speaker 'bob'.*alto, tenor"):
         c.speaker = "bob"
     with pytest.raises(ParameterError, match="choose one of yin, harvest, dio"):
-        c.f0_method = "crepe"
+        c.f0_method = "rmvpe"
     with pytest.raises(ParameterError, match="unknown parameter 'pitch'"):
         c.set("pitch", 1)
     c.t = 3  # so-vits alias
