@@ -73,6 +73,22 @@ def check_audio(audio: Any) -> np.ndarray:
     return x
 
 
+def track_by_stream(stream: "F0Stream", audio: np.ndarray, hop: int, n_frames: int,
+                    dtype: Any = np.float64, chunk_frames: int | None = None) -> np.ndarray:
+    """Whole-signal F0 of a streaming tracker: push ``audio`` (N,) zero-padded to the
+    ``n_frames * hop + lookahead`` samples the stream needs, ``chunk_frames`` frames of audio per
+    push (None: one push), and return the first ``n_frames`` values in Hz (0 = unvoiced)."""
+    if n_frames == 0:
+        return np.zeros(0, dtype=np.float32)
+    need = n_frames * hop + stream.lookahead_samples
+    padded = np.zeros(need, dtype=dtype)
+    padded[:min(need, audio.shape[0])] = audio[:need]
+    if chunk_frames is None:
+        return stream.push(padded)
+    step = chunk_frames * hop                     # bounded memory per push
+    return np.concatenate([stream.push(padded[s:s + step]) for s in range(0, need, step)])[:n_frames]
+
+
 def check_f0_range(f0_min: Any, f0_max: Any, sample_rate: int) -> tuple[float, float]:
     """Validate an F0 search range in Hz; returns it as floats."""
     try:

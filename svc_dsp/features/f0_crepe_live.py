@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.errors import ParameterError
-from svc_dsp.features.f0 import F0Tracker, check_audio, check_grid, register_f0_tracker
+from svc_dsp.features.f0 import F0Tracker, check_audio, check_grid, register_f0_tracker, track_by_stream
 from svc_dsp.features.f0_crepe import CREPE_CENTS, WINDOW, build_crepe_net
 from svc_dsp.features.f0_neural import local_average
 from svc_dsp.features.f0_pesto import PestoStream
@@ -30,7 +30,6 @@ from svc_dsp.features.f0_weights import load_f0_weights
 __all__ = ["CrepeLiveTracker", "crepe_resampler"]
 
 _SINC_HALF = 16          # filter half-width in 16 kHz samples
-_EMPTY = np.zeros(0, dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=16)
@@ -114,11 +113,5 @@ class CrepeLiveTracker(F0Tracker):
               f0_min: float = 50.0, f0_max: float = 1100.0) -> np.ndarray:
         sample_rate, hop, n_frames = check_grid(sample_rate, hop, n_frames)
         x = check_audio(audio)
-        st = self.stream(sample_rate, hop, f0_min, f0_max)
-        if n_frames == 0:
-            return _EMPTY.copy()
-        need = n_frames * hop + st.lookahead_samples
-        padded = np.zeros(need, dtype=np.float32)
-        padded[:min(need, x.shape[0])] = x[:need]
-        step = 256 * hop
-        return np.concatenate([st.push(padded[s:s + step]) for s in range(0, need, step)])[:n_frames]
+        return track_by_stream(self.stream(sample_rate, hop, f0_min, f0_max), x, hop, n_frames,
+                               dtype=np.float32, chunk_frames=256)

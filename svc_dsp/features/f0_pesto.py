@@ -26,7 +26,7 @@ import numpy as np
 
 from svc_dsp.errors import AudioError, ParameterError
 from svc_dsp.features.f0 import (F0Stream, F0Tracker, check_audio, check_f0_range, check_grid,
-                                 register_f0_tracker)
+                                 register_f0_tracker, track_by_stream)
 from svc_dsp.features.f0_weights import load_f0_weights
 
 __all__ = ["PestoStream", "PestoTracker", "build_pesto_net", "pesto_kernels"]
@@ -226,14 +226,5 @@ class PestoTracker(F0Tracker):
               f0_min: float = 50.0, f0_max: float = 1100.0) -> np.ndarray:
         sample_rate, hop, n_frames = check_grid(sample_rate, hop, n_frames)
         x = check_audio(audio)
-        st = self.stream(sample_rate, hop, f0_min, f0_max)
-        if n_frames == 0:
-            return _EMPTY.copy()
-        need = n_frames * hop + st.lookahead_samples
-        padded = np.zeros(need, dtype=np.float32)
-        padded[:min(need, x.shape[0])] = x[:need]
-        out = []
-        step = 256 * hop                      # bounded memory: 256 frames of audio per push
-        for s in range(0, need, step):
-            out.append(st.push(padded[s:s + step]))
-        return np.concatenate(out)[:n_frames]
+        return track_by_stream(self.stream(sample_rate, hop, f0_min, f0_max), x, hop, n_frames,
+                               dtype=np.float32, chunk_frames=256)
