@@ -100,28 +100,10 @@ def connect(spec: str, *, wait_workers_s: float = 60.0) -> Iterator[Any]:
 
 
 def _precheck(src: Path, dst: Path, existing: str) -> RenderResult | None:
-    """What the client decides alone in transfer mode (render_file's own rules, same messages)."""
-    from host_bridge.render import EXISTING_POLICIES, RenderResult
+    """What the client decides alone in transfer mode: render_file's own pre-checks."""
+    from host_bridge.render import output_precheck
 
-    res = RenderResult(str(src), str(dst), "failed")
-    if existing not in EXISTING_POLICIES:
-        res.message = f"existing-output policy {existing!r}; allowed: {', '.join(EXISTING_POLICIES)}"
-        return res
-    if dst.exists():
-        if existing == "skip":
-            res.status, res.message = "skipped", "output exists (use --overwrite to replace it)"
-            return res
-        if existing == "error":
-            res.message = f"output '{dst}' exists; remove it or pass --overwrite / --skip-existing"
-            return res
-    try:
-        if src.resolve() == dst.resolve():
-            res.message = f"{src}: output '{dst}' is the input file itself; choose another output folder"
-            return res
-        return None
-    except OSError as e:
-        res.message = f"{src}: {e}"
-        return res
+    return output_precheck(src, dst, existing)
 
 
 def _lanes_for(src: Path, automation: Any) -> Any:

@@ -65,6 +65,30 @@ def plan_outputs(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike)
 DEFAULT_CHUNK_FRAMES = 1 << 16
 
 
+def output_precheck(src: Path, dst: Path, existing: str) -> RenderResult | None:
+    """The existing-output policy and the input-is-output guard for one file, before any audio is
+    read: a finished (skipped or failed) result, or None when the file may be rendered."""
+    res = RenderResult(str(src), str(dst), "failed")
+    if existing not in EXISTING_POLICIES:
+        res.message = f"existing-output policy {existing!r}; allowed: {', '.join(EXISTING_POLICIES)}"
+        return res
+    if dst.exists():
+        if existing == "skip":
+            res.status, res.message = "skipped", "output exists (use --overwrite to replace it)"
+            return res
+        if existing == "error":
+            res.message = f"output '{dst}' exists; remove it or pass --overwrite / --skip-existing"
+            return res
+    try:
+        if src.resolve() == dst.resolve():
+            res.message = f"{src}: output '{dst}' is the input file itself; choose another output folder"
+            return res
+    except OSError as e:
+        res.message = f"{src}: {e}"
+        return res
+    return None
+
+
 def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, plugins: Any, *,
                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, automation: Any = None,
                 existing: str = "skip", subtype: str | None = None, allow_truncated: bool = False,
@@ -99,21 +123,12 @@ def render_file(input_path: str | os.PathLike, output_path: str | os.PathLike, p
     the total (file length plus the chain's latency flush); from the rendering thread.
     """
     src, dst = Path(input_path), Path(output_path)
-    res = RenderResult(str(src), str(dst), "failed")
     t0 = time.perf_counter()
-    if existing not in EXISTING_POLICIES:
-        res.message = f"existing-output policy {existing!r}; allowed: {', '.join(EXISTING_POLICIES)}"
+    res = output_precheck(src, dst, existing)
+    if res is not None:
         return res
-    if dst.exists():
-        if existing == "skip":
-            res.status, res.message = "skipped", "output exists (use --overwrite to replace it)"
-            return res
-        if existing == "error":
-            res.message = f"output '{dst}' exists; remove it or pass --overwrite / --skip-existing"
-            return res
+    res = RenderResult(str(src), str(dst), "failed")
     try:
-        if src.resolve() == dst.resolve():
-            raise SvcError(f"output '{dst}' is the input file itself; choose another output folder")
         if int(chunk_frames) < 1:
             raise SvcError(f"chunk_frames={chunk_frames}; allowed: a whole number >= 1")
         info = read_info(src, allow_truncated=allow_truncated)
