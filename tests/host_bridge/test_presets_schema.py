@@ -49,7 +49,9 @@ def test_not_utf8_file_is_refused(tmp_path):
         load_preset(f, allow_path=True)
 
 
-_toml_val = st.recursive(st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=6),
+# No subnormal floats: the streaming engine flushes denormals to zero for the whole process
+# (torch.set_flush_denormal), and hypothesis refuses to draw them once that is set.
+_toml_val = st.recursive(st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_subnormal=False) | st.text(max_size=6),
                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
                              st.text("abcxyz_", min_size=1, max_size=5), inner, max_size=3), max_leaves=12)
 _PARAMS = ["transpose", "speaker", "speaker_mix", "f0_method", "mix", "bypass", "gate_db", "nope"]

@@ -85,7 +85,9 @@ def test_hostile_json_text_is_refused(tmp_path, text):
         read_config(d)
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+# No subnormal floats: the streaming engine flushes denormals to zero for the whole process
+# (torch.set_flush_denormal), and hypothesis refuses to draw them once that is set.
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_subnormal=False) | st.text(max_size=8),
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
                                                                                   max_size=4), max_leaves=20)
 _KEYS = ["format", "format_version", "family", "sample_rate", "hop_size", "speakers", "f0_range",
