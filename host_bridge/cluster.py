@@ -138,6 +138,18 @@ def _clear_partials(pairs: list[tuple[Path, Path]], wait_s: float) -> None:
             p.unlink(missing_ok=True)
 
 
+def _first_done(futures: list[Any], timeout_s: float) -> list[Any]:
+    """The futures that are done, polled for at most ``timeout_s`` until one is. Polling instead of
+    ``distributed.wait``: that one waits through the process's default client, whose event loop
+    need not be the loop of the client these futures belong to."""
+    end = time.monotonic() + timeout_s
+    while True:
+        done = [f for f in futures if f.done()]
+        if done or time.monotonic() >= end:
+            return done
+        time.sleep(0.02)
+
+
 def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[str, Any], *, cluster: str,
                    existing: str = "skip", subtype: str | None = None, automation: Any = None,
                    threads: int = 1, allow_truncated: bool = False, transfer: bool = False,
@@ -158,8 +170,6 @@ def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[
             return render_cluster(pairs, model_ref, params, cluster=cluster, existing=existing, subtype=subtype,
                                   automation=automation, threads=threads, allow_truncated=allow_truncated,
                                   transfer=transfer, progress=progress, client=c)
-    from distributed import wait
-
     from host_bridge.cluster_worker import RenderTask, render_task
     from host_bridge.render import RenderResult
 
@@ -214,10 +224,7 @@ def render_cluster(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[
                                            message=f"{pairs[i][0]}: cannot read it ({e})"))
             if not running:
                 continue
-            try:
-                finished = list(wait(list(running), timeout=2.0, return_when="FIRST_COMPLETED").done)
-            except TimeoutError:  # distributed raises instead of returning nothing done
-                finished = []
+            finished = _first_done(list(running), timeout_s=2.0)
             for fut in finished:
                 i = running.pop(fut)
                 finish(i, _collect(fut, pairs[i], transfer))
