@@ -39,6 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from host_bridge.importers.unpickle_limits import (NODE_COST, MAX_COMPRESSION_RATIO, MAX_NESTING,  # noqa: F401
+                                                   SMALL_TENSOR_BYTES, Budget, LimitExceeded, Limits,
+                                                   check_entry, format_mb)
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 _STORAGE_DTYPES: dict[str, str] = {
@@ -53,74 +57,9 @@ _SAFE_BUILTINS = {"dict": dict, "list": list, "tuple": tuple, "set": set, "froze
 _CONFIG_PREFIXES = ("omegaconf", "fairseq", "typing")
 
 
-MAX_COMPRESSION_RATIO = 20        # torch.save stores entries uncompressed; deflated weights shrink < 2x
-SMALL_TENSOR_BYTES = 1 << 20      # an expanded (stride-0) tensor up to this size is allowed
-MAX_NESTING = 200                 # containers deeper than this are not a checkpoint
-_NODE_COST = 64                   # bytes charged per object visited (pointer + header, rounded up)
-
 
 class RefusedGlobal(pickle.UnpicklingError):
     """The pickle names a global that could run code; nothing was called."""
-
-
-class LimitExceeded(pickle.UnpicklingError):
-    """The file asks for more memory than its own size justifies; refused before allocating it."""
-
-
-def _mb(n: int) -> str:
-    return f"{n / (1 << 20):.0f} MB" if n >= 10 << 20 else f"{n / (1 << 20):.1f} MB"
-
-
-class Budget:
-    """A byte budget; ``charge`` raises :class:`LimitExceeded` naming ``name`` and the limit."""
-
-    def __init__(self, limit: int, name: str) -> None:
-        self.limit, self.name, self.used = int(limit), name, 0
-
-    def charge(self, n: int, what: str) -> None:
-        self.used += int(n)
-        if self.used > self.limit:
-            raise LimitExceeded(f"{what} exceeds the {self.name} limit of {_mb(self.limit)}; the file is built to "
-                                f"exhaust memory (or is not a checkpoint), nothing more was allocated")
-
-
-class Limits:
-    """Per-file budgets, derived from the pickle's size and the stored tensor data.
-
-    objects: containers/strings made while unpickling plus every node visited by a walk over the
-    tree: 32 MB + 256 bytes per pickle byte. tensors: bytes of materialised tensors and arrays:
-    64 MB + 4x (stored tensor bytes + pickle bytes), so aliases of one storage are allowed, a
-    fan-out of references is not.
-    """
-
-    def __init__(self, pickle_bytes: int) -> None:
-        self.pickle_bytes = int(pickle_bytes)
-        self.storage_bytes = 0
-        self.objects = Budget((32 << 20) + 256 * self.pickle_bytes, "object memory")
-        self._tensors: Budget | None = None
-
-    @property
-    def tensors(self) -> Budget:
-        if self._tensors is None:
-            self._tensors = Budget((64 << 20) + 4 * (self.storage_bytes + self.pickle_bytes), "tensor memory")
-        return self._tensors
-
-    def node(self, o: Any, depth: int) -> None:
-        """Charge one visited object; refuse nesting deeper than :data:`MAX_NESTING`."""
-        if depth > MAX_NESTING:
-            raise LimitExceeded(f"containers nested deeper than the limit of {MAX_NESTING} levels; not a "
-                                f"checkpoint")
-        extra = len(o) if isinstance(o, (str, bytes, bytearray)) else 0
-        self.objects.charge(_NODE_COST + extra, "the object tree (shared references expanded)")
-
-
-def _check_entry(info: zipfile.ZipInfo) -> None:
-    """Refuse a zip entry that inflates more than :data:`MAX_COMPRESSION_RATIO` times (a zip bomb)."""
-    if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
-        raise LimitExceeded(f"zip entry '{info.filename}' inflates from {_mb(info.compress_size)} to "
-                            f"{_mb(info.file_size)} ({info.file_size // max(info.compress_size, 1)}:1), over the "
-                            f"compression-ratio limit of {MAX_COMPRESSION_RATIO}:1 (torch.save stores tensors "
-                            f"uncompressed); refused before inflating it")
 
 
 class Placeholder:
@@ -216,8 +155,8 @@ class LazyTensor:
                 f"({self.storage.numel} elements); the checkpoint is truncated or corrupt")
         if n > self.storage.numel and self.nbytes > SMALL_TENSOR_BYTES:
             raise LimitExceeded(
-                f"tensor of shape {self.shape} (stride {self.stride}) claims {n} elements ({_mb(self.nbytes)}) from "
-                f"a storage of {self.storage.numel}; expanded tensors are limited to {_mb(SMALL_TENSOR_BYTES)}, "
+                f"tensor of shape {self.shape} (stride {self.stride}) claims {n} elements ({format_mb(self.nbytes)}) from "
+                f"a storage of {self.storage.numel}; expanded tensors are limited to {format_mb(SMALL_TENSOR_BYTES)}, "
                 f"refused before allocating it")
 
     def numpy(self) -> np.ndarray:
@@ -254,7 +193,7 @@ class _Archive:
             raise pickle.UnpicklingError(
                 f"storage '{info.filename}' declares {storage.numel} x {storage.itemsize} bytes = {want}, the "
                 f"archive holds {info.file_size}; the checkpoint is truncated or corrupt")
-        _check_entry(info)
+        check_entry(info)
         if storage.key not in self.declared:
             self.declared[storage.key] = want
             if self.limits is not None:
@@ -262,7 +201,7 @@ class _Archive:
 
     def read(self, key: str) -> bytes:
         info = self._info(key)
-        _check_entry(info)
+        check_entry(info)
         return self.zf.read(info)
 
 
@@ -333,7 +272,7 @@ def _charged(fn: Any, limits: Limits) -> Any:
     name = getattr(fn, "__name__", "callable")
 
     def call(*args: Any) -> Any:
-        cost = _NODE_COST
+        cost = NODE_COST
         for a in args:
             if isinstance(a, bool):
                 continue
@@ -341,7 +280,7 @@ def _charged(fn: Any, limits: Limits) -> Any:
                 # bytes(n) / bytearray(n) allocate n bytes; other int args are cheap
                 cost += max(a, 0) if fn in (bytes, bytearray) else 0
             elif hasattr(a, "__len__"):
-                cost += _NODE_COST * len(a) if fn in (list, tuple, set, frozenset, dict, OrderedDict) \
+                cost += NODE_COST * len(a) if fn in (list, tuple, set, frozenset, dict, OrderedDict) \
                     else 8 * len(a)
         limits.objects.charge(cost, f"{name}() in the pickle")
         return fn(*args)
@@ -451,7 +390,7 @@ def load(path: str | Path, *, allow_numpy: bool = False, allow_config_objects: b
                                              f"checkpoint")
             prefix = pkl[0].rsplit("/", 1)[0]
             info = zf.getinfo(pkl[0])
-            _check_entry(info)
+            check_entry(info)
             with zf.open(info) as stream:
                 up = RestrictedUnpickler(stream, _Archive(zf, prefix, limits), allow_numpy=allow_numpy,
                                          allow_config_objects=allow_config_objects, limits=limits)

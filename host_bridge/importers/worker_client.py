@@ -27,7 +27,7 @@ def unpickle_in_subprocess(path: str | os.PathLike, *, select: str | None = None
 
     Raises PickleRefusedError when the file asks for code (nothing ran), ModelFormatError when it is
     not a readable torch checkpoint or asks for more memory than its size justifies (the message
-    names the limit; see :class:`host_bridge.importers.restricted_unpickle.Limits`).
+    names the limit; see :class:`host_bridge.importers.unpickle_limits.Limits`).
     """
     from safetensors.numpy import load_file
 
