@@ -9,13 +9,13 @@ The engine only reads safetensors: nothing here unpickles.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from svc_dsp.errors import ModelFormatError, SvcError
+from svc_dsp.fileops import sha256_file
 
 __all__ = ["INSTALL_COMMAND", "WeightsMissingError", "f0_weight_roots", "find_f0_weights", "load_f0_weights"]
 
@@ -49,12 +49,6 @@ def find_f0_weights(name: str) -> Path:
         f"or pick f0_method yin/harvest/dio.")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_f0_weights(name: str) -> dict[str, np.ndarray]:
@@ -73,7 +67,7 @@ def load_f0_weights(name: str) -> dict[str, np.ndarray]:
     if want is None:
         raise ModelFormatError(f"'{sums}' has no checksum line for weights.safetensors; reinstall with "
                                f"`{INSTALL_COMMAND} --force`.")
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != want:
         raise ModelFormatError(f"F0 weights '{path}' have sha256 {got}, SHA256SUMS says {want}: the file is "
                                f"damaged or was changed; reinstall with `{INSTALL_COMMAND} --force`.")

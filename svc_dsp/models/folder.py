@@ -7,7 +7,6 @@ Folders are written to a temporary sibling and renamed when complete.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from svc_dsp.errors import ManifestError, ModelFormatError, PickleRefusedError
-from svc_dsp.fileops import replace_dir
+from svc_dsp.fileops import replace_dir, sha256_file  # noqa: F401  (sha256_file re-exported)
 from svc_dsp.models.schema import MAX_DEPTH, Field, check, describe, nesting_depth
 
 CONFIG_NAME = "model.json"
@@ -28,12 +27,6 @@ FORMAT_NAME = "svc-host-model"
 FORMAT_VERSION = 1
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 MAX_CONFIG_BYTES = 16 << 20
