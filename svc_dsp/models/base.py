@@ -115,6 +115,12 @@ class WindowedModel(VoiceModel):
         """Windowed models add no delay of their own: the window geometry sets the latency."""
         return 0
 
+    def window_settings(self) -> dict[str, float] | None:
+        """The streaming window geometry this voice suggests, in seconds (keys of the engine's
+        ``WindowSettings``: step, context, crossfade, search, lookahead), or None for the engine's defaults.
+        The engine uses it unless the caller passes its own settings."""
+        return None
+
     @abstractmethod
     def convert_window(self, audio: np.ndarray, f0: np.ndarray, spk: np.ndarray, *, uv: np.ndarray | None = None,
                        noise_scale: float = 0.4, seed: int = 52468, cluster_ratio: float | None = None,
@@ -148,6 +154,6 @@ def _import_builtin() -> None:
     import importlib
     import importlib.util
 
-    for mod in ("svc_dsp.models.hpn", "svc_dsp.models.sovits"):
+    for mod in ("svc_dsp.models.hpn", "svc_dsp.models.hpnw", "svc_dsp.models.sovits"):
         if importlib.util.find_spec(mod) is not None:
             importlib.import_module(mod)
