@@ -62,7 +62,10 @@ class WindowedStage:
         if not tracker.streaming:
             raise ParameterError(f"f0_method '{f0_method}' is offline-only; streaming needs e.g. 'yin'")
         self.tracker = tracker.stream(self.sr, self.hop, lo, hi)
-        g = (settings or WindowSettings()).samples(self.sr, self.hop, lo)
+        hook = getattr(model, "window_settings", None)  # the voice's own geometry unless the caller gives one
+        suggested = hook() if callable(hook) else None
+        settings = settings or (WindowSettings(**suggested) if suggested else WindowSettings())
+        g = settings.samples(self.sr, self.hop, lo)
         self.step, self.context, self.xfade = g["step"], g["context"], g["crossfade"]
         self.search, self.ahead = g["search"], g["lookahead"]
         self.window = self.context + self.step + self.xfade + self.search + self.ahead
