@@ -59,15 +59,21 @@ class Converter:
     Parameters are attributes named as in :data:`svc_dsp.engine.parameters.PARAMETERS`;
     setting one validates it (``ParameterError`` names the allowed range).
     ``last_warnings`` lists what the previous call had to repair (NaN, inf ...).
+    ``store``: read the values of an existing :class:`ParameterStore` (an effect's) instead of
+    keeping its own.
     """
 
-    def __init__(self, model: VoiceModel | str | Path, **params: Any) -> None:
+    def __init__(self, model: VoiceModel | str | Path, *, store: ParameterStore | None = None, **params: Any) -> None:
         if not isinstance(model, VoiceModel):
             model = load_model(model)
+        if store is None:
+            store = ParameterStore(model, params)
+        elif params:
+            store.update(params)
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "_lock", threading.Lock())
         object.__setattr__(self, "last_warnings", [])
-        object.__setattr__(self, "store", ParameterStore(model, params))
+        object.__setattr__(self, "store", store)
 
     # -- parameters -------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:

@@ -8,7 +8,11 @@ render and the server):
   :class:`FrameDynamics` (loudness matching and gate), so both regimes apply them the same way;
 - :func:`run_compensated` / :class:`LatencyCompensator`: a stream run offline: the input, then
   ``latency`` samples of silence, with the first ``latency`` output samples dropped;
+- :func:`run_blocks`: a whole array through a block processor in blocks of at most ``block``;
 - :func:`mix_and_gain`: dry/wet and output gain of an offline render.
+
+:class:`svc_dsp.engine.voice_processor.VoiceProcessor` puts these together for the adapters
+(the effect, a chain, render).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from svc_dsp.engine.dynamics import DcBlocker, Gate, LoudnessMatcher, apply_fram
 from svc_dsp.engine.parameters import defaults, parameter
 from svc_dsp.engine.stateful_stage import PARAM_SMOOTH_S, StatefulStage
 from svc_dsp.engine.windowed import WindowedStage, WindowSettings
-from svc_dsp.errors import ParameterError
+from svc_dsp.errors import ParameterError, SvcError
 from svc_dsp.models.base import VoiceModel
 
 Targets = Callable[[], Mapping[str, Any]]
@@ -72,6 +76,14 @@ class ParameterStore:
         self._values = new
         return changed
 
+    def fork(self, changes: Mapping[str, Any]) -> "ParameterStore":
+        """A new store for the same model, not frozen: these values as here, ``changes`` validated
+        and applied (what a new stream starts from when ``f0_method`` changes)."""
+        new = ParameterStore(self.model)
+        new._values = dict(self._values)
+        new.update(changes)
+        return new
+
     def freeze(self, name: str, reason: str) -> None:
         """From now on a different value of ``name`` is refused with ``reason``."""
         self._frozen[parameter(name).name] = reason
@@ -87,6 +99,20 @@ class ParameterStore:
     def values(self) -> dict[str, Any]:
         """A copy of the current values."""
         return dict(self._values)
+
+
+def carry_values(model: VoiceModel, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Values from one model's store for another ``model``: a ``speaker`` or ``speaker_mix`` that
+    ``model`` lacks goes back to its default (None) and is named in the returned list."""
+    vals, dropped = dict(values), []
+    check = ParameterStore(model)
+    for k in ("speaker", "speaker_mix"):
+        try:
+            check.validate(k, vals[k])
+        except SvcError:
+            vals[k] = None
+            dropped.append(k)
+    return vals, dropped
 
 
 class FrameDynamics:
@@ -218,8 +244,7 @@ class LatencyCompensator:
         self.to_drop = self.latency
 
     def push(self, x: np.ndarray) -> np.ndarray:
-        outs = [self._drop(self.process(x[:, s:s + self.block])) for s in range(0, x.shape[1], self.block)]
-        return np.concatenate(outs, axis=1) if outs else np.zeros((x.shape[0], 0), np.float32)
+        return run_blocks(lambda b: self._drop(self.process(b)), x, self.block)
 
     def flush(self, channels: int) -> np.ndarray:
         zeros = np.zeros((channels, min(self.block, max(1, self.latency))), np.float32)
@@ -234,6 +259,15 @@ class LatencyCompensator:
         d = min(self.to_drop, y.shape[1])
         self.to_drop -= d
         return y[:, d:]
+
+
+def run_blocks(process: Callable[[np.ndarray], np.ndarray], x: np.ndarray, block: int) -> np.ndarray:
+    """x (C, n) through ``process`` in blocks of at most ``block`` samples -> the outputs joined
+    along time (float32, (C, m); m = n for a block processor that keeps lengths)."""
+    n, block = x.shape[1], max(1, int(block))
+    if n <= block:
+        return process(x)
+    return np.concatenate([process(x[:, s:s + block]) for s in range(0, n, block)], axis=1)
 
 
 def run_compensated(process: Callable[[np.ndarray], np.ndarray], latency: int, x: np.ndarray,

@@ -40,6 +40,14 @@ def _ensure_model(model: VoiceModel | str | Path) -> VoiceModel:
     return load_model(model)
 
 
+def _numpy_backend(model: VoiceModel) -> VoiceModel:
+    if model.family != "hpn" or model.regime != "stateful":
+        raise ParameterError(f"model family '{model.family}' has no numpy backend; use backend='torch'")
+    from svc_dsp.runtime.numpy_hpn import NumpyHpnModel
+
+    return NumpyHpnModel.from_model(model)
+
+
 def _onnx_backend(model: VoiceModel, hops: int = 1) -> VoiceModel:
     if model.family == "hpn":
         return OnnxHpnModel.from_model(model, hops=hops)
@@ -53,10 +61,10 @@ def resolve_backend(model: VoiceModel, backend: str = "auto") -> str:
     """The runtime a ``backend`` request means for ``model``: "torch" or "onnx" as given;
     "auto" = "onnx" for the stateful hpn family when onnxruntime is installed (measured several
     times faster per block on one CPU thread: ``python -m benchmarks stream``), else "torch"."""
-    if backend in ("torch", "onnx"):
+    if backend in ("torch", "onnx", "numpy"):
         return backend
     if backend != "auto":
-        raise ParameterError(f"backend {backend!r}; allowed: 'auto', 'torch', 'onnx'")
+        raise ParameterError(f"backend {backend!r}; allowed: 'auto', 'torch', 'onnx', 'numpy'")
     import importlib.util
 
     if getattr(model, "feature_index", None) is not None:
@@ -97,11 +105,14 @@ class StreamingConverter:
     f0_track: offline use only — a precomputed F0 per model frame (for offline trackers).
     hops_per_step: model hops computed per engine step (stateful models). 1 gives the lowest
     latency; 2 adds one hop (5 ms for the demo voice) and halves the per-step overhead.
+    store: read (and freeze ``f0_method`` in) an existing :class:`ParameterStore` instead of
+    keeping its own (:class:`svc_dsp.engine.voice_processor.VoiceProcessor` shares its store).
     """
 
     def __init__(self, model: VoiceModel | str | Path, sample_rate: int, max_block_size: int = 8192, *,
                  backend: str = "auto", f0_track: np.ndarray | None = None,
-                 window: WindowSettings | None = None, hops_per_step: int = 1, **params: Any) -> None:
+                 window: WindowSettings | None = None, hops_per_step: int = 1,
+                 store: ParameterStore | None = None, **params: Any) -> None:
         self.model = _ensure_model(model)
         try:  # denormals cost hundreds of cycles each in long release tails; flush them to zero
             import torch
@@ -118,9 +129,15 @@ class StreamingConverter:
         self.hops_per_step = max(1, int(hops_per_step))
         if backend == "onnx":
             self.model = _onnx_backend(self.model, self.hops_per_step)
+        elif backend == "numpy":
+            self.model = _numpy_backend(self.model)
         self.backend = backend
         self.sample_rate, self.max_block_size = int(sample_rate), int(max_block_size)
-        self.store = ParameterStore(self.model, params)
+        if store is None:
+            store = ParameterStore(self.model, params)
+        elif params:
+            store.update(params)
+        self.store = store
         sr_m = self.model.sample_rate
         self.r_in = ZeroPhaseResampler(self.sample_rate, sr_m)
         self.r_out = ZeroPhaseResampler(sr_m, self.sample_rate)
@@ -250,9 +267,17 @@ class StreamingConverter:
         self._pop_wet(n, wet)
         dry = self._delay_dry(x)
         t = self.store.targets()
-        mix = self._mix.render(float(t["mix"]), n, self._buf2)
-        byp = self._byp.render(1.0 if t["bypass"] else 0.0, n, self._buf3)
-        gain = self._gain.render(10 ** (float(t["output_gain_db"]) / 20), n, self._buf4)
+        t_mix, t_byp = float(t["mix"]), 1.0 if t["bypass"] else 0.0
+        t_gain = 10 ** (float(t["output_gain_db"]) / 20)
+        if t_byp == 0.0 == self._byp.value and self._mix.value == t_mix and self._gain.value == t_gain:
+            # every ramp settled, bypass off: the per-sample ramps are constants and bypass adds
+            # exactly nothing; the same numbers as below with scalars (float64, as the ramps)
+            m = np.float64(t_mix)
+            out = (np.float64(t_gain) * (m * wet + (1.0 - m) * dry)).astype(np.float32)
+            return out[0] if mono_in else out
+        mix = self._mix.render(t_mix, n, self._buf2)
+        byp = self._byp.render(t_byp, n, self._buf3)
+        gain = self._gain.render(t_gain, n, self._buf4)
         processed = gain * (mix * wet + (1.0 - mix) * dry)
         out = ((1.0 - byp) * processed + byp * dry).astype(np.float32)
         return out[0] if mono_in else out
