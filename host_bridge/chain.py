@@ -24,6 +24,7 @@ import pedalboard
 
 from host_bridge.effect import check_rate
 from host_bridge.layout import CHANNELS_FIRST, LayoutMemory
+from svc_dsp.engine.processor import run_blocks
 from svc_dsp.errors import AudioError, ParameterError
 
 _MAX_PRIME_BLOCKS = 64
@@ -125,7 +126,6 @@ class Chain:
         self._key: tuple[Any, ...] | None = None
         self._board: Any = None
         self._board_key: tuple[int, ...] | None = None
-        self._last_rate: int | None = None
 
     # -- list ---------------------------------------------------------------------------
     def _check(self, p: Any) -> Any:
@@ -207,8 +207,7 @@ class Chain:
                     pass  # the board raises its own error below
             elif a.ndim == 1:
                 self._layout.channels = 1
-            self._stages, self._key = None, (tuple(id(p) for p in self._plugins), int(sample_rate),
-                                             max(1, self._layout.channels))
+            self._stages, self._key = None, self._stream_key(int(sample_rate), max(1, self._layout.channels))
             return self._native_board(runs[0][1]).process(input_array, sample_rate, buffer_size, reset=True)
         x, layout = self._layout.to_channels_first(input_array)
         return LayoutMemory.restore(self.process_planar(x, sample_rate, buffer_size, reset), layout)
@@ -232,9 +231,8 @@ class Chain:
                        reset: bool = True) -> np.ndarray:
         sr = check_rate(sample_rate)
         C, n = x.shape
-        self._last_rate = sr
         if reset:
-            self._stages, self._key = None, (tuple(id(p) for p in self._plugins), sr, C)
+            self._stages, self._key = None, self._stream_key(sr, C)
             for kind, item in self.runs():
                 if kind == "ours":
                     x = item.process_planar(x, sr, buffer_size, True)
@@ -244,19 +242,21 @@ class Chain:
                     board = pedalboard.Pedalboard(item)
                     x = board.process(np.ascontiguousarray(xp), sr, int(buffer_size), reset=True)[:, :n]
             return np.ascontiguousarray(x, dtype=np.float32)
-        key = (tuple(id(p) for p in self._plugins), sr, C)
-        if self._stages is None or self._key != key:
+        if self._stages is None or self._key != self._stream_key(sr, C):
             self._prepare(sr, C)
         if n == 0:
             return np.zeros((C, 0), np.float32)
-        out = np.empty((C, n), np.float32)
-        B = self.max_block_size
-        for s in range(0, n, B):
-            y = x[:, s:s + B]
-            for st in self._stages:  # type: ignore[union-attr]
-                y = st.push(np.ascontiguousarray(y, dtype=np.float32))
-            out[:, s:s + B] = y
-        return out
+        return run_blocks(self._push, x, self.max_block_size)
+
+    def _push(self, y: np.ndarray) -> np.ndarray:
+        """One block (at most ``max_block_size``) through every stage of the running stream."""
+        for st in self._stages or []:
+            y = st.push(np.ascontiguousarray(y, dtype=np.float32))
+        return y
+
+    def _stream_key(self, sr: int, channels: int) -> tuple[Any, ...]:
+        """What a running stream depends on: the plugin list, the rate and the channel count."""
+        return tuple(id(p) for p in self._plugins), sr, channels
 
     def begin_new_stream(self) -> None:
         """The next ``reset=False`` call starts a new stream (layout memory is kept); the
@@ -271,8 +271,7 @@ class Chain:
                 stages.append(_EffectStage(item, sr))
             else:
                 stages.append(_NativeStage(item, sr, channels, self.max_block_size))
-        self._stages = stages
-        self._key = (tuple(id(p) for p in self._plugins), sr, channels)
+        self._stages, self._key = stages, self._stream_key(sr, channels)
 
     # earlier private names, still answered
     _process_cf = process_planar

@@ -21,13 +21,10 @@ from host_bridge.layout import LayoutMemory
 from host_bridge.resolve import resolve
 from svc_dsp.audio.io import MAX_SAMPLE_RATE as MAX_RATE
 from svc_dsp.audio.io import MIN_SAMPLE_RATE as MIN_RATE
-from svc_dsp.engine.converter import Converter
 from svc_dsp.engine.dynamics import Gate
-from svc_dsp.engine.parameters import PARAMETERS, defaults, parameter
-from svc_dsp.engine.processor import ParameterStore, run_compensated
-from svc_dsp.engine.streaming import StreamingConverter
+from svc_dsp.engine.parameters import PARAMETERS, defaults
+from svc_dsp.engine.voice_processor import VoiceProcessor
 from svc_dsp.errors import AudioError, ParameterError, PresetError, UnsupportedAudioError
-from svc_dsp.features.f0 import get_f0_tracker
 from svc_dsp.models.base import VoiceModel
 from host_bridge.presets import save_preset
 from host_bridge.presets import load_preset
@@ -61,6 +58,10 @@ class VoiceConversion:
     ``ParameterError`` naming the range, and the previous value stays. Setting a parameter
     while audio runs sets a target that the engine approaches smoothly (no zipper noise);
     ``f0_method`` is the exception: changing it restarts the stream.
+
+    A thin adapter: the values, the engine and the stream live in one
+    :class:`svc_dsp.engine.voice_processor.VoiceProcessor` (:attr:`processor`); this class adds
+    pedalboard's surface (array layouts, ``reset``), presets and state.
     """
 
     is_effect = True
@@ -73,37 +74,33 @@ class VoiceConversion:
         if int(max_block_size) < 1:
             raise ParameterError(f"max_block_size {max_block_size!r}; allowed: a whole number >= 1")
         r = resolve(model_or_preset)
-        self._model, self._model_ref = r.model, r.ref
-        self.backend, self.max_block_size = backend, int(max_block_size)
-        self._store = ParameterStore(self._model)
-        self._engine: Any = None
-        self._streaming = False  # True while reset=False calls continue one stream
-        self._channels = 0
-        self._last_rate: int | None = None
+        self._model_ref = r.ref
+        self.processor = VoiceProcessor(r.model, backend=backend, max_block_size=int(max_block_size),
+                                        values={**r.parameters, **params})
         self._layout = LayoutMemory()
-        self._latencies: dict[tuple[int, int], int] = {}
-        self._apply_all({**r.parameters, **params})
         if sample_rate is not None:
-            self._last_rate = check_rate(sample_rate)
-            if self._streaming_tracker():
-                self._engine_for(self._last_rate)
+            self.processor.prepare(check_rate(sample_rate))
+
+    @property
+    def backend(self) -> str:
+        return self.processor.backend
+
+    @property
+    def max_block_size(self) -> int:
+        return self.processor.max_block_size
 
     # -- parameters -----------------------------------------------------------------
     def set(self, name: str, value: Any) -> None:
-        """Validate and set one parameter (also ``effect.<name> = value``)."""
-        key, v = self._store.validate(name, value)  # UnknownSpeakerError lists the model's speakers
-        if key == "f0_method" and v != self._store.get(key):
-            self._engine, self._streaming = None, False  # a tracker cannot change inside a stream
-        elif self._engine is not None:
-            self._engine.set(key, v)
-        self._store.set(key, v)  # one swap: readers see old or new
+        """Validate and set one parameter (also ``effect.<name> = value``); UnknownSpeakerError
+        lists the model's speakers. A change of ``f0_method`` starts a new stream."""
+        self.processor.set(name, value)
 
     @property
     def _values(self) -> Mapping[str, Any]:
-        return self._store.targets()
+        return self.processor.targets()
 
     def get(self, name: str) -> Any:
-        return self._store.get(name)
+        return self.processor.get(name)
 
     @property
     def parameters(self) -> Mapping[str, EffectParameter]:
@@ -113,7 +110,7 @@ class VoiceConversion:
 
     @property
     def model(self) -> VoiceModel:
-        return self._model
+        return self.processor.model
 
     @property
     def model_ref(self) -> str:
@@ -124,49 +121,40 @@ class VoiceConversion:
     @property
     def sample_rate(self) -> int | None:
         """The rate of the last ``process`` call (or the constructor's ``sample_rate``)."""
-        return self._last_rate
+        return self.processor.sample_rate
 
     def latency_at(self, sample_rate: int) -> int:
         """Latency in samples at ``sample_rate``; it never depends on parameters or block size."""
-        sr = check_rate(sample_rate)
-        if self._engine is not None and self._engine.sample_rate == sr:
-            return int(self._engine.latency_samples)
-        key = (id(self._model), sr)
-        if key not in self._latencies:  # parameters never change it: a default engine measures it
-            probe = StreamingConverter(self._model, sr, 1, backend="torch", f0_method="yin")
-            self._latencies[key] = int(probe.latency_samples)
-        return self._latencies[key]
+        return self.processor.latency_at(check_rate(sample_rate))
 
     @property
     def latency_samples(self) -> int:
         """Output delay of ``process(..., reset=False)`` in samples at :attr:`sample_rate`."""
-        if self._last_rate is None:
+        if self.sample_rate is None:
             raise AudioError("latency_samples depends on the sample rate, and this effect has not processed "
                              "audio yet; call process() once, pass sample_rate= to the constructor, or use "
                              "latency_at(sample_rate)")
-        return self.latency_at(self._last_rate)
+        return self.latency_at(self.sample_rate)
 
     @property
     def tail_seconds(self) -> float:
         """How long output goes on after the input falls silent: the latency plus the gate's
         hold and release (-60 dB)."""
-        hop_s = self._model.hop_size / self._model.sample_rate
+        hop_s = self.model.hop_size / self.model.sample_rate
         gate = Gate(hop_s)
         release = math.log(1e-3) / math.log(gate.a_rel) if 0 < gate.a_rel < 1 else 0.0
-        lat = self.latency_samples / self._last_rate if self._last_rate else 0.0
+        lat = self.latency_samples / self.sample_rate if self.sample_rate else 0.0
         return lat + (gate.hold + release + 1) * hop_s
 
     # -- processing -------------------------------------------------------------------
     def begin_new_stream(self) -> None:
         """The next ``reset=False`` call starts a new stream (a :class:`Chain` calls this when
         it rebuilds its stages); unlike :meth:`reset`, the layout memory is kept."""
-        self._streaming = False
+        self.processor.begin_new_stream()
 
     def reset(self) -> None:
         """Clear all state (the next call starts a new stream) and forget the last array layout."""
-        if self._engine is not None:
-            self._engine.reset()
-        self._streaming = False
+        self.processor.reset()
         self._layout.clear()
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
@@ -213,33 +201,9 @@ class VoiceConversion:
         sr = check_rate(sample_rate)
         if int(buffer_size) < 1:
             raise ParameterError(f"buffer_size {buffer_size!r}; allowed: a whole number >= 1")
-        block = min(int(buffer_size), self.max_block_size)
-        self._last_rate = sr
-        C, n = x.shape
         if reset:
-            self._streaming = False
-            if n == 0:
-                return np.zeros((C, 0), np.float32)
-            if not self.streams:
-                return Converter(self._model, **self._values).convert(x, sr)
-            eng = self._engine_for(sr)
-            eng.reset()
-            out = run_compensated(eng.process, eng.latency_samples, x, block)
-            eng.reset()  # the flush is not part of any stream
-            return out
-        if not self.streams:
-            raise ParameterError(f"f0_method '{self._values['f0_method']}' is an offline tracker and needs the "
-                                 f"whole signal; use process(..., reset=True), or f0_method='yin' for streaming")
-        eng = self._engine_for(sr)
-        if not self._streaming or C != self._channels:
-            eng.reset()
-            self._streaming, self._channels = True, C
-        if n <= block:
-            return eng.process(x)
-        out = np.empty((C, n), np.float32)
-        for s in range(0, n, block):
-            out[:, s:s + block] = eng.process(x[:, s:s + block])
-        return out
+            return self.processor.render(x, sr, int(buffer_size))
+        return self.processor.stream(x, sr, int(buffer_size))
 
     # the renderer and Chain call these two by their old names too
     _process_cf = process_planar
@@ -249,17 +213,7 @@ class VoiceConversion:
     def streams(self) -> bool:
         """True when the current ``f0_method`` is a streaming tracker (``reset=False`` works);
         False for offline trackers (harvest, dio...), which need the whole signal."""
-        return bool(get_f0_tracker(self._values["f0_method"]).streaming)
-
-    def _streaming_tracker(self) -> bool:
-        return self.streams
-
-    def _engine_for(self, sr: int) -> Any:
-        if self._engine is None or self._engine.sample_rate != sr:
-            self._engine = StreamingConverter(self._model, sr, self.max_block_size, backend=self.backend,
-                                              **self._values)
-            self._streaming = False
-        return self._engine
+        return self.processor.streams
 
     # -- presets and state ------------------------------------------------------------
     def save_preset(self, path: str | os.PathLike, description: str = "") -> Path:
@@ -271,11 +225,16 @@ class VoiceConversion:
         """Load a catalog preset (or a .toml file): its model if it names another one, and its
         values; parameters the preset does not set go back to their defaults."""
         preset = load_preset(name_or_path, allow_path=True)
-        if preset.model != self._model_ref:
-            self._model, self._model_ref = resolve(preset).model, preset.model
-            self._store = ParameterStore(self._model)
-            self._engine, self._streaming = None, False
-        self._apply_all({**defaults(), **preset.parameters})
+        values = {**defaults(), **preset.parameters}
+        if preset.model == self._model_ref:
+            self.processor.update(values)
+            return
+        p = self.processor
+        self.processor = VoiceProcessor(resolve(preset).model, backend=p.backend, max_block_size=p.max_block_size,
+                                        values=values)
+        self._model_ref = preset.model
+        if p.sample_rate is not None:
+            self.processor.prepare(p.sample_rate)
 
     @property
     def raw_state(self) -> bytes:
@@ -289,18 +248,12 @@ class VoiceConversion:
         if model_ref != self._model_ref:
             raise PresetError(f"raw_state was saved for model '{model_ref}'; this effect runs '{self._model_ref}'. "
                               f"Create VoiceConversion('{model_ref}') and set its raw_state instead")
-        self._apply_all({**defaults(), **params})
-
-    def _apply_all(self, values: Mapping[str, Any]) -> None:
-        """Validate every value first; then apply them all (nothing changes on an error)."""
-        checked = dict(self._store.validate(k, v) for k, v in values.items())
-        for k, v in checked.items():
-            self.set(k, v)
+        self.processor.update({**defaults(), **params})
 
     def __repr__(self) -> str:
         vals = " ".join(f"{n}={PARAMETERS[n].to_text(v)!r}" if PARAMETERS[n].kind == "float" else f"{n}={v!r}"
                         for n, v in self._values.items())
-        lat = (f" latency={self.latency_samples} samples at {self._last_rate} Hz" if self._last_rate else "")
+        lat = (f" latency={self.latency_samples} samples at {self.sample_rate} Hz" if self.sample_rate else "")
         return f"<host_bridge.effect.VoiceConversion model={self._model_ref!r} {vals}{lat} at {hex(id(self))}>"
 
 
