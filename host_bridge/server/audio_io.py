@@ -28,9 +28,14 @@ import os
 import select
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
+
+from svc_dsp.errors import SvcError
+
+if TYPE_CHECKING:
+    from svc_dsp.engine.processor import ParameterStore
 
 
 def ring_write(ring: np.ndarray, pos: int, data: np.ndarray | float, n: int | None = None) -> None:
@@ -111,12 +116,27 @@ class EngineHost:
         """True when the engine thread has more than two blocks of input waiting."""
         return not self.direct and self.in_w - self.eng_r > 2 * self.block_size
 
-    def set_param(self, name: str, value: Any) -> None:
-        """Set a (validated) parameter target on the running converter and on one waiting to swap in."""
-        self.converter.set(name, value)
+    @property
+    def store(self) -> "ParameterStore":
+        """The parameter store of the engine that runs next (the running one when no swap waits):
+        the one source of the server's values."""
+        return (self._next_converter or self.converter).store
+
+    def set_params(self, values: Mapping[str, Any]) -> None:
+        """Validate ``values`` with :attr:`store` and set them there in one swap; a converter still
+        running until a swap gets them too where its model allows (it has at most one more block)."""
         nxt = self._next_converter
+        (nxt or self.converter).store.update(values)
         if nxt is not None:
-            nxt.set(name, value)
+            try:
+                self.converter.store.update(values)
+            except SvcError:
+                pass  # e.g. a speaker only the new model has
+
+    def set_param(self, name: str, value: Any) -> Any:
+        """:meth:`set_params` for one value; returns the value as stored."""
+        self.set_params({name: value})
+        return self.store.get(name)
 
     def swap_converter(self, conv: Any) -> None:
         """Use ``conv`` from the next block on (called from a control thread)."""

@@ -1,8 +1,10 @@
-"""The server's state: one model, one streaming engine, parameter values, clients.
+"""The server's state: one model, one streaming engine, clients.
 
-Every parameter change — from OSC, MIDI, note-follow or a preset load — goes through
-:meth:`Session.set_param`, which validates it, hands it to the engine with the engine's
-atomic ``set()`` and echoes it to every client subscribed to ``params``. Slow work
+The parameter values are the engine's own (:attr:`EngineHost.store`, the running
+``StreamingConverter``'s store): the session keeps no copy. Every parameter change — from OSC,
+MIDI, note-follow or a preset load — goes through :meth:`Session.set_param`, which hands it to
+that store (validated there once, set with one atomic swap) and echoes it to every client
+subscribed to ``params``. Slow work
 (loading a model, reading or writing presets) runs on the control worker thread, never on
 the OSC receive thread (so ``/svc/ping`` stays prompt) and never on the audio thread.
 """
@@ -19,7 +21,7 @@ from typing import Any, Callable
 from host_bridge.presets import list_presets, load_preset, save_preset
 from host_bridge.resolve import model_folder
 from svc_dsp.engine.parameters import PARAMETERS, Parameter, defaults, parameter
-from svc_dsp.engine.processor import ParameterStore
+from svc_dsp.engine.processor import carry_values
 from svc_dsp.errors import CatalogError, SvcError
 from svc_dsp.models.catalog import load_model
 from svc_dsp.models.catalog import list_catalog, user_root
@@ -113,13 +115,19 @@ class ControlWorker:
 
 
 class Session:
-    """Model + engine + parameter values + clients. Created by :func:`host_bridge.server.app.build`."""
+    """Model + engine + clients. Created by :func:`host_bridge.server.app.build`.
+
+    ``values``: those ``host``'s converter was built with (any that differ are set on it);
+    ``make_converter(model, values)`` builds the converter a model or ``f0_method`` change swaps in.
+    """
 
     def __init__(self, model: Any, model_name: str, values: dict[str, Any], host: Any, *,
                  preset: str | None = None, make_converter: Callable[[Any, dict[str, Any]], Any]) -> None:
         self.model, self.model_name = model, model_name
-        self.values = values
         self.host = host
+        differ = {k: v for k, v in values.items() if host.store.get(k) != v}
+        if differ:
+            host.set_params(differ)
         self.preset = preset
         self.make_converter = make_converter
         self.clients = Clients()
@@ -153,18 +161,23 @@ class Session:
             self.reply(src, "/svc/error", address, problem)
 
     # -- parameters ---------------------------------------------------------------------------
+    @property
+    def values(self) -> dict[str, Any]:
+        """A copy of the current values (the engine's store)."""
+        return self.host.store.values
+
     def set_param(self, name: str, value: Any, source: str = "osc") -> Any:
-        """Validate (table range, the model's speakers), hand to the engine, echo. Raises
-        ParameterError with the allowed range, UnknownSpeakerError with the model's speakers."""
+        """Set in the engine's store (validated there: table range, the model's speakers), echo.
+        Raises ParameterError with the allowed range, UnknownSpeakerError with the model's speakers."""
+        p = parameter(name)
         with self._lock:
-            key, v = ParameterStore(self.model).validate(name, value)
-            if key == "f0_method" and v != self.values["f0_method"]:
-                vals = dict(self.values, f0_method=v)
-                self._install(self.model, vals)  # the tracker is built with the engine
+            if p.name == "f0_method" and p.validate(value) != self.host.store.get(p.name):
+                # the tracker is built with the engine: a new one is swapped in
+                self._install(self.model, dict(self.values, f0_method=p.validate(value)))
+                v = self.host.store.get(p.name)
             else:
-                self.host.set_param(key, v)
-            self.values[key] = v
-        self.echo(key, source)
+                v = self.host.set_param(p.name, value)
+        self.echo(p.name, source)
         return v
 
     def request_param(self, name: str, value: Any, source: str = "osc", sender: Address | None = None,
@@ -178,7 +191,7 @@ class Session:
 
     def echo(self, name: str, source: str = "osc", to: list[Address] | None = None) -> None:
         p = PARAMETERS[name]
-        v = self.values[name]
+        v = self.host.store.get(name)
         targets = self.clients.subscribers("params") if to is None else to
         base = f"/svc/param/{name}"
         for addr in targets:
@@ -209,20 +222,12 @@ class Session:
     def load_model(self, name: str, source: str = "osc") -> None:
         """Catalog model by name (never a path); keeps parameter values that still apply."""
         model = load_model(model_folder(name, allow_path=False))
-        store = ParameterStore(model)
         with self._lock:
-            vals = dict(self.values)
-            dropped = []
-            for k in ("speaker", "speaker_mix"):
-                try:
-                    store.validate(k, vals[k])
-                except SvcError:
-                    dropped.append(k)
-                    vals[k] = None
+            old = self.values
+            vals, dropped = carry_values(model, old)
             self._install(model, vals)
             self.model_name = name
-            changed = [k for k in PARAMETERS if vals[k] != self.values[k]]
-            self.values = vals
+            changed = [k for k in PARAMETERS if vals[k] != old[k]]
         for k in changed:
             self.echo(k, source)
         self.broadcast("presets", "/svc/model/current", name)
@@ -236,7 +241,8 @@ class Session:
         vals = defaults()
         vals.update(pr.parameters)
         with self._lock:
-            if pr.model != self.model_name or vals["f0_method"] != self.values["f0_method"]:
+            old = self.values
+            if pr.model != self.model_name or vals["f0_method"] != old["f0_method"]:
                 model = (self.model if pr.model == self.model_name
                          else load_model(model_folder(pr.model, allow_path=False)))
                 self._install(model, vals)
@@ -244,10 +250,8 @@ class Session:
                 changed = list(PARAMETERS)
                 self.broadcast("presets", "/svc/model/current", pr.model)
             else:
-                changed = [k for k in PARAMETERS if vals[k] != self.values[k]]
-                for k in changed:
-                    self.host.set_param(k, vals[k])
-            self.values = vals
+                changed = [k for k in PARAMETERS if vals[k] != old[k]]
+                self.host.set_params({k: vals[k] for k in changed})  # one swap
             self.preset = pr.name
         for k in changed:
             self.echo(k, source)
