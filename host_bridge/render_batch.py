@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from host_bridge.render import RenderResult, render_file
+from host_bridge.render_stop import RenderInterrupted, install_worker_handler
+from svc_dsp.engine.converter import Converter
+from svc_dsp.fileops import remove_stale_partials
 
 __all__ = ["render_batch", "summary_table", "clean_stale_partials", "result_note"]
 
@@ -23,12 +26,8 @@ def _worker_init(model_ref: str, params: dict[str, Any], threads: int = 1) -> No
     global _WORKER_CONVERTER
     import torch
 
-    from host_bridge.render_stop import install_worker_handler
-
     install_worker_handler()
     torch.set_num_threads(max(1, threads))
-    from svc_dsp.engine.converter import Converter
-
     try:
         _WORKER_CONVERTER = Converter(model_ref, **params)
     except KeyboardInterrupt:  # stopped while loading: nothing written yet, no traceback to show
@@ -37,8 +36,6 @@ def _worker_init(model_ref: str, params: dict[str, Any], threads: int = 1) -> No
 
 def _worker_render(src: str, dst: str, existing: str, subtype: str | None, automation: Any = None,
                    allow_truncated: bool = False) -> RenderResult:
-    from host_bridge.render_stop import RenderInterrupted
-
     try:
         return render_file(src, dst, _WORKER_CONVERTER, existing=existing, subtype=subtype, automation=automation,
                            allow_truncated=allow_truncated)
@@ -50,8 +47,6 @@ def clean_stale_partials(folders: Iterable[Path]) -> list[Path]:
     """Remove temp files of ours left in ``folders`` by renders that were killed (SIGKILL, power
     loss): only names of the exact form ``.<name>.<pid>.<hex>.partial`` whose process is gone
     (see :func:`svc_dsp.fileops.stale_partials`). Returns the removed paths."""
-    from svc_dsp.fileops import remove_stale_partials
-
     removed: list[Path] = []
     for d in folders:
         if d.is_dir():
@@ -77,8 +72,6 @@ def render_batch(pairs: list[tuple[Path, Path]], model_ref: str, params: dict[st
     total = len(pairs)
     if jobs <= 1 or total <= 1:
         import torch
-
-        from svc_dsp.engine.converter import Converter
 
         torch.set_num_threads(max(1, threads))
         conv = Converter(model_ref, **params)

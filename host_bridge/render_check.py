@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from host_bridge.render_plan import BatchPlan
+from svc_dsp.audio.io import format_from_path, read_info
+from svc_dsp.errors import SvcError, UnknownSpeakerError
+from svc_dsp.models.folder import read_config
 
 __all__ = ["DryRow", "dry_run", "dry_run_table", "check_model"]
 
@@ -19,9 +22,6 @@ __all__ = ["DryRow", "dry_run", "dry_run_table", "check_model"]
 def check_model(model_ref: str, params: dict[str, Any]) -> None:
     """Read the model folder's model.json (no weights) and check the speaker names in ``params``
     against it; raises SvcError (one line) on a problem."""
-    from svc_dsp.errors import UnknownSpeakerError
-    from svc_dsp.models.folder import read_config
-
     cfg = read_config(model_ref)
     names = [str(n) for n in cfg.get("speakers", [])]
     wanted = ([params["speaker"]] if params.get("speaker") else []) + list(params.get("speaker_mix") or {})
@@ -43,9 +43,6 @@ class DryRow:
 
 def _check_one(src: Path, dst: Path, existing: str, subtype: str | None, allow_truncated: bool) -> DryRow:
     import soundfile as sf
-
-    from svc_dsp.audio.io import format_from_path, read_info
-    from svc_dsp.errors import SvcError
 
     try:
         info = read_info(src, allow_truncated=allow_truncated)

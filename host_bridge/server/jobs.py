@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from host_bridge.cluster import serve_job
+from host_bridge.render import AUDIO_EXTENSIONS, EXISTING_POLICIES, render_file
+from svc_dsp.engine.converter import Converter
 from svc_dsp.errors import RenderError
 from svc_dsp.models.folder import sha256_file as sha256_of
 
@@ -73,15 +76,10 @@ def _child(conn: Any, model_folder: str, params: dict[str, Any], pairs: list[tup
     """Job process: load the model once, render every pair, report over ``conn``."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds, so temp files are removed
     if cluster:  # serve --cluster: the files go to Dask workers (host_bridge.cluster)
-        from host_bridge.cluster import serve_job
-
         return serve_job(conn, cluster, model_folder, params, pairs, existing)
     import torch
 
     torch.set_num_threads(1)
-    from host_bridge.render import render_file
-    from svc_dsp.engine.converter import Converter
-
     conv = Converter(model_folder, **params)
     n = len(pairs)
     reports = "progress" in inspect.signature(render_file).parameters
@@ -125,8 +123,6 @@ class JobManager:
     # -- planning (planner thread) -----------------------------------------------------------
     def _folder_files(self, folder: Path, inp: str) -> list[Path]:
         """Audio files below ``folder`` (sorted, hidden ones left out), refusing more than the caps."""
-        from host_bridge.render import AUDIO_EXTENSIONS
-
         out: list[Path] = []
         seen = 0
         for root, dirs, files in os.walk(folder):
@@ -145,8 +141,6 @@ class JobManager:
 
     def plan(self, inp: str, outp: str) -> list[tuple[Path, Path]]:
         """(input, output) pairs of one job; walks a folder, so it runs on the planner thread."""
-        from host_bridge.render import AUDIO_EXTENSIONS
-
         src = resolve_under(self.input_root, inp, "input", must_exist=True)
         dst = resolve_under(self.output_root, outp, "output", must_exist=False)
         if src.is_file():
@@ -193,8 +187,6 @@ class JobManager:
         """Check the two paths and the queue limit, register the job (state 'planning'); cheap.
 
         Call :meth:`start_planning` after the submitter has been told the job id."""
-        from host_bridge.render import EXISTING_POLICIES
-
         if existing not in EXISTING_POLICIES:
             raise RenderError(f"existing-output policy {existing!r}; allowed: {', '.join(EXISTING_POLICIES)}")
         resolve_under(self.input_root, inp, "input", must_exist=True)
