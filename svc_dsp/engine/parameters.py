@@ -127,7 +127,7 @@ class Parameter:
 
 
 F0_METHODS: tuple[str, ...] = ("yin", "harvest", "dio", "crepe", "crepe-tiny", "fcpe", "pesto",
-                                 "crepe-tiny-live")
+                                 "crepe-tiny-live", "fcpe-live")
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("transpose", "float", 0.0, "st", -36.0, 36.0,
@@ -139,7 +139,8 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               doc="F0 tracker: 'yin' (fast, streaming), 'harvest' (robust low range, offline), 'dio' (fast, offline), "
                   "'crepe' / 'crepe-tiny' / 'fcpe' (neural, offline; fcpe is the most accurate on singing), "
                   "'pesto' (neural, streaming, 10 ms lookahead), 'crepe-tiny-live' (neural, streaming, 20 ms "
-                  "lookahead); neural weights: `svc-host weights install`."),
+                  "lookahead), 'fcpe-live' (neural, streaming, 25 ms lookahead; the most accurate live); "
+                  "neural weights: `svc-host weights install`."),
     Parameter("loudness_match", "float", 1.0, "%", 0.0, 1.0,
               doc="0 = the model's own loudness envelope, 1 = follow the input's envelope.", smoothed=True),
     Parameter("gate_db", "float", -60.0, "dB", -120.0, 0.0,

@@ -97,7 +97,7 @@ def test_pesto_network_matches_numpy():
     np.testing.assert_allclose(pitch.numpy(), (a * idx / 3).sum(1) / a.sum(1), atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["crepe-tiny", "crepe", "fcpe", "pesto", "crepe-tiny-live"])
+@pytest.mark.parametrize("name", ["crepe-tiny", "crepe", "fcpe", "pesto", "crepe-tiny-live", "fcpe-live"])
 @pytest.mark.parametrize("sr,hop", [(24000, 120), (44100, 512)])
 def test_trackers_on_the_frame_grid(name, sr, hop):
     tracker = get_f0_tracker(name)
@@ -119,7 +119,7 @@ def test_trackers_on_the_frame_grid(name, sr, hop):
     assert abs(onset - start) < 0.05
 
 
-@pytest.mark.parametrize("name,lookahead", [("pesto", 240), ("crepe-tiny-live", 480)])
+@pytest.mark.parametrize("name,lookahead", [("pesto", 240), ("crepe-tiny-live", 480), ("fcpe-live", 600)])
 def test_streaming_trackers_stream_like_track_with_bounded_lookahead(name, lookahead):
     tracker = get_f0_tracker(name)
     try:
@@ -174,5 +174,5 @@ def test_f0_method_choices_include_the_neural_trackers():
     from svc_dsp.features import f0_tracker_names
 
     choices = PARAMETERS["f0_method"].choices
-    for name in ("crepe", "crepe-tiny", "fcpe", "pesto", "crepe-tiny-live"):
+    for name in ("crepe", "crepe-tiny", "fcpe", "pesto", "crepe-tiny-live", "fcpe-live"):
         assert name in choices and name in f0_tracker_names()
