@@ -84,9 +84,8 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
     from svc_dsp.models.encoders.registry import load_content_encoder
     from svc_dsp.models.catalog import load_model
     from svc_dsp.models.folder import sha256_file, write_model_folder
-    from svc_dsp.models.hpn import HpnModel
     from training.features import read_features_meta
-    from training.model_setup import provenance
+    from training.model_setup import build_model, provenance
 
     out_folder = Path(out_folder)
     if out_folder.exists() and not overwrite:
@@ -117,7 +116,7 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
 
     cfg["training"] = provenance(_Cfg(tcfg), read_prepared(prep_dir), feats_meta, ck.step,
                                  ck.state.get("losses", {}))
-    trained = HpnModel(cfg, encoder, ck.model)
+    trained = build_model(cfg, encoder, ck.model)
     decoder = trained.decoder_tensors()
 
     out_folder.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +133,7 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
         f0[int(0.6 * len(f0)):int(0.7 * len(f0))] = 0.0
         worst = 0.0
         for spk in _speaker_cases(trained):
-            a = trained.synthesize(audio, f0, spk)
-            b = loaded.synthesize(audio, f0, spk)
+            a, b = _render(trained, audio, f0, spk), _render(loaded, audio, f0, spk)
             if not (np.isfinite(a).all() and np.isfinite(b).all()):
                 raise TrainingError("the exported model produces non-finite audio on the test signal; not exported")
             worst = max(worst, float(np.max(np.abs(a - b))))
@@ -148,6 +146,13 @@ def export(run_dir_or_checkpoint: Path, out_folder: Path, *, name: str | None = 
     _normalise_permissions(out_folder)
     size = sum(p.stat().st_size for p in out_folder.rglob("*") if p.is_file())
     return ExportReport(str(out_folder), ck.step, str(ck.path), catalog_name or "bundled in encoder/", worst, size)
+
+
+def _render(model: Any, audio: np.ndarray, f0: np.ndarray, spk: np.ndarray) -> np.ndarray:
+    """The model's offline output on the test signal (stateful: synthesize; windowed: one window)."""
+    if model.regime == "windowed":
+        return model.convert_window(audio, f0, spk)
+    return model.synthesize(audio, f0, spk)
 
 
 class _Cfg:

@@ -3,8 +3,10 @@
 For ``audio/<speaker>/<n>.wav`` this writes ``features/<speaker>/<n>.npz`` holding float32
 arrays on the engine's frame grid (frame j describes the audio around sample (j+1)*hop):
 
-    units     (T, D)  content units of the frozen encoder (delay removed)
-    energy    (T,)    log mel-power sum: the 'hpn' decoder's loudness input
+    units     (T, D)  content units of the frozen encoder (delay removed); for a Whisper encoder
+                      its units on the 'hpnw' grid (:class:`svc_dsp.models.hpnw.GridFeatures`)
+    energy    (T,)    the decoder's loudness input: log mel-power sum ('hpn'), or frame
+                      loudness dB / 20 ('hpnw')
     f0        (T,)    Hz, 0 where unvoiced
     loudness  (T,)    dB (Hann-weighted RMS), for reports and loudness statistics
     units_perturbed (K, T, D) float16, only with ``content_variants`` K > 0: the units of K
@@ -42,6 +44,8 @@ MAX_CONTENT_VARIANTS = 16
 _ABSENT_MEANS = {"content_variants": 0}
 # settings the F0 and loudness arrays depend on (the rest may change without re-tracking F0)
 _F0_KEYS = ("f0_method", "f0_range", "sample_rate", "hop", "version")
+#: encoder kinds a voice can be trained on: 'causal-mel' -> family 'hpn', 'whisper' -> family 'hpnw'
+TRAINABLE_KINDS = ("causal-mel", "whisper")
 
 
 @dataclass
@@ -122,7 +126,12 @@ def _init_worker(encoder_folder: str, threads: int | None) -> None:
 
     if threads is not None:  # worker processes only; the caller's setting is left alone
         torch.set_num_threads(threads)
-    _WORKER["encoder"] = load_content_encoder(encoder_folder)
+    enc = load_content_encoder(encoder_folder)
+    if enc.kind == "whisper":  # the 'hpnw' grid: the same functions its convert_window runs
+        from svc_dsp.models.hpnw import GridFeatures
+
+        enc = GridFeatures(enc)
+    _WORKER["encoder"] = enc
     _WORKER["folder"] = encoder_folder
 
 
@@ -235,19 +244,23 @@ def extract_features(prep_dir: Path, *, encoder_folder_or_name: str | os.PathLik
     sr = int(meta["sample_rate"])
     enc_folder = resolve_encoder_folder(encoder_folder_or_name)
     ref = encoder_reference(enc_folder)
-    if ref["kind"] != "causal-mel":  # the hpn decoder streams its encoder inside its own graph
-        raise TrainingError(f"content encoder '{ref['name']}' is of kind '{ref['kind']}'; 'train features' (hpn "
-                            f"voices) takes causal-mel encoders such as svc-phone-v1. Whisper/HuBERT encoders serve "
-                            f"imported so-vits voices and feature retrieval, not hpn training yet")
+    if ref["kind"] not in TRAINABLE_KINDS:  # hpn streams a causal-mel encoder in its graph; hpnw is windowed
+        raise TrainingError(f"content encoder '{ref['name']}' is of kind '{ref['kind']}'; 'train features' takes "
+                            f"{' or '.join(TRAINABLE_KINDS)} encoders (svc-phone-v1 for 'hpn' voices, "
+                            f"whisper-base-l4 for 'hpnw' voices). HuBERT encoders serve imported so-vits voices")
     _init_worker(str(enc_folder), None)
     enc = _WORKER["encoder"]
     hop = enc.hop(sr)
     if abs(enc.frame_seconds * sr - hop) > 1e-6:
         raise TrainingError(f"encoder {enc.describe()} has {enc.frame_seconds * 1000:g} ms frames, not a whole "
                             f"number of samples at {sr} Hz; prepare at a rate where it is (e.g. 24000, 48000)")
+    if ref["kind"] == "whisper":
+        ref["mel_ceiling"] = enc.mel_ceiling
     want = {"encoder_sha256": ref["sha256"], "f0_method": f0_method,
             "f0_range": [float(f0_range[0]), float(f0_range[1])], "sample_rate": sr, "hop": hop,
             "content_variants": content_variants}
+    if ref["kind"] == "whisper":
+        want["mel_ceiling"] = enc.mel_ceiling
     rels = read_filelist(prep_dir, "train") + read_filelist(prep_dir, "val")
     report = FeatureReport(encoder=ref)
     todo = []

@@ -1,4 +1,5 @@
-"""Stage 3: fit the 'hpn' decoder on cached features with a multi-resolution STFT loss.
+"""Stage 3: fit the 'hpn' decoder (family 'hpn', or 'hpnw' on Whisper units) on cached features with a
+multi-resolution STFT loss.
 
 Resume = run the same command again: the newest complete checkpoint in
 ``run_dir/checkpoints/`` is loaded (a damaged newest one is skipped with a warning); if
@@ -78,11 +79,10 @@ class Trainer:
     def __init__(self, run_dir: Path, cfg: TrainConfig, echo: bool = True) -> None:
         import torch
 
-        from svc_dsp.models.hpn import HpnModel
         from training.data import CropSampler, read_speakers
         from training.features import read_features_meta
         from training.losses import MultiResolutionSTFTLoss
-        from training.model_setup import base_model_init, load_run_encoder, model_config
+        from training.model_setup import base_model_init, build_model, load_run_encoder, model_config
         from training.prepare import read_prepared
         from training.runlog import RunLog, init_distributed
 
@@ -101,7 +101,7 @@ class Trainer:
         self.model_cfg = model_config(cfg, cfg.name or run_dir.name, sr, hop, list(self.speakers),
                                       self.feats_meta["encoder"], arch)
         torch.manual_seed(cfg.seed)
-        self.model = HpnModel(self.model_cfg, encoder, init_weights)
+        self.model = build_model(self.model_cfg, encoder, init_weights)
         for n in notes:
             self.log.line(f"base model: {n}")
         net = self.model.net

@@ -1,4 +1,4 @@
-"""Building the 'hpn' model a run trains: its model.json config, the frozen encoder, and
+"""Building the model a run trains ('hpn' on causal-mel units, 'hpnw' on Whisper units): its model.json config, the frozen encoder, and
 initial weights (random, or a base model's with the speaker table mapped by name)."""
 from __future__ import annotations
 
@@ -33,13 +33,35 @@ def model_config(cfg: TrainConfig, name: str, sample_rate: int, hop: int, speake
                  enc_ref: dict[str, Any], architecture: dict[str, Any]) -> dict[str, Any]:
     """The model.json fields of the model being trained (the encoder is referenced by name + sha256;
     export decides between a catalog reference and a bundled copy)."""
-    from svc_dsp.models.hpn import ARCH_DEFAULTS, FAMILY
+    from svc_dsp.models.hpn import ARCH_DEFAULTS
 
-    return {"family": FAMILY, "family_version": 1, "name": name, "sample_rate": sample_rate, "hop_size": hop,
-            "speakers": list(speakers), "f0_range": list(cfg.f0_range),
-            "content_encoder": {"kind": enc_ref["kind"], "name": enc_ref["name"], "dim": enc_ref["dim"],
-                                "sha256": enc_ref["sha256"]},
-            "architecture": {**ARCH_DEFAULTS, **architecture}}
+    out = {"family": family_for(enc_ref), "family_version": 1, "name": name, "sample_rate": sample_rate,
+           "hop_size": hop, "speakers": list(speakers), "f0_range": list(cfg.f0_range),
+           "content_encoder": {"kind": enc_ref["kind"], "name": enc_ref["name"], "dim": enc_ref["dim"],
+                               "sha256": enc_ref["sha256"]},
+           "architecture": {**ARCH_DEFAULTS, **architecture}}
+    if out["family"] == "hpnw":
+        from svc_dsp.models.hpnw import MEL_CEILING, WINDOW_DEFAULTS
+
+        out["mel_ceiling"] = float(enc_ref.get("mel_ceiling", MEL_CEILING))
+        out["window"] = dict(WINDOW_DEFAULTS)
+    return out
+
+
+def family_for(enc_ref: dict[str, Any]) -> str:
+    """The voice family trained on an encoder: 'hpnw' (windowed) on Whisper units, else 'hpn' (causal)."""
+    return "hpnw" if enc_ref.get("kind") == "whisper" else "hpn"
+
+
+def build_model(model_cfg: dict[str, Any], encoder: Any, weights: dict[str, np.ndarray] | None = None) -> Any:
+    """The voice model of ``model_cfg``'s family around ``encoder`` (its ``net`` is the trained HpnNet)."""
+    if model_cfg["family"] == "hpnw":
+        from svc_dsp.models.hpnw import HpnwModel
+
+        return HpnwModel(model_cfg, encoder, weights)
+    from svc_dsp.models.hpn import HpnModel
+
+    return HpnModel(model_cfg, encoder, weights)
 
 
 def base_model_init(cfg: TrainConfig, enc_ref: dict[str, Any], speakers: list[str]
@@ -53,9 +75,10 @@ def base_model_init(cfg: TrainConfig, enc_ref: dict[str, Any], speakers: list[st
 
     base = load_model(cfg.base_model)
     bcfg = base.config
-    if bcfg.get("family") != "hpn":
-        raise TrainingError(f"base_model '{cfg.base_model}' is of family {bcfg.get('family')!r}; only 'hpn' "
-                            f"models can be fine-tuned here")
+    if bcfg.get("family") != family_for(enc_ref):
+        raise TrainingError(f"base_model '{cfg.base_model}' is of family {bcfg.get('family')!r}; features of "
+                            f"encoder '{enc_ref['name']}' train '{family_for(enc_ref)}' voices, so only such a "
+                            f"model can be fine-tuned on them")
     bsha = bcfg.get("content_encoder", {}).get("sha256")
     if bsha and bsha != enc_ref["sha256"]:
         raise TrainingError(f"base_model '{cfg.base_model}' was trained with content encoder "
