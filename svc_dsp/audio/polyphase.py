@@ -39,6 +39,7 @@ class ZeroPhaseResampler:
         h /= h.sum(axis=1, keepdims=True)  # exact unity gain at DC for every phase
         self.table = h.astype(np.float32)
         self.offsets = taps.astype(np.int64)
+        self._off0 = int(self.offsets[0])
         self.reset()
 
     def reset(self) -> None:
@@ -69,12 +70,15 @@ class ZeroPhaseResampler:
         product (no gather)."""
         out = np.empty(k1 - k0, dtype=np.float32)
         taps = self.offsets.shape[0]
-        step = self.buf.strides[0]
+        buf = self.buf
+        if not buf.flags.c_contiguous:
+            buf = self.buf = np.ascontiguousarray(buf)
+        step = buf.itemsize
         for kp in range(k0, min(k1, k0 + self.L)):
             count = (k1 - kp + self.L - 1) // self.L
-            start = (kp * self.M) // self.L + int(self.offsets[0]) - self.base
-            view = np.lib.stride_tricks.as_strided(self.buf[start:], shape=(count, taps),
-                                                   strides=(self.M * step, step), writeable=False)
+            start = (kp * self.M) // self.L + self._off0 - self.base
+            # a strided window view straight from the constructor (as_strided costs ~10x more per call)
+            view = np.ndarray((count, taps), np.float32, buf, start * step, (self.M * step, step))
             out[kp - k0::self.L] = view @ self.table[(kp * self.M) % self.L]
         return out
 

@@ -69,17 +69,31 @@ class StatefulStage:
             self.f0_stream.reset()
         t = self.targets()
         self.transpose = float(t["transpose"])
-        self.spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"]).astype(np.float64)
+        self._spk_key: tuple[Any, Any] | None = None
+        self.spk = self._speaker_target(t).copy()
 
     def input_needed(self, s: np.ndarray) -> np.ndarray:
         """Last model-input index that model-output sample ``s`` needs (elementwise)."""
         m = s // self.hop + self.delay  # the hop whose completion lets frame s//hop be computed
         return ((m // self.group) + 1) * self.group * self.hop - 1
 
+    def _speaker_target(self, t: Any) -> np.ndarray:
+        """The speaker weights the targets ask for (float64 (S,)); recomputed only when the
+        ``speaker``/``speaker_mix`` values change (the store swaps in new objects then)."""
+        key = (t["speaker"], t["speaker_mix"])
+        last = self._spk_key
+        if last is None or key[0] is not last[0] or key[1] is not last[1]:
+            self._spk_t = self.model.speaker_weights(*key).astype(np.float64)
+            self._spk_key = key
+        return self._spk_t
+
     def _frame_params(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame smoothed transpose (st) and speaker weights (S, k)."""
         t = self.targets()
-        spk_t = self.model.speaker_weights(t["speaker"], t["speaker_mix"]).astype(np.float64)
+        spk_t = self._speaker_target(t)
+        if self.transpose == float(t["transpose"]) and np.array_equal(self.spk, spk_t):
+            # settled: the one-pole gives exactly the target (target + 0 * w)
+            return np.full(k, self.transpose), np.repeat(spk_t.astype(np.float32)[:, None], k, axis=1)
         a = self.a_param
         w = a ** np.arange(1, k + 1)  # one-pole response over k frames from the current value
         tr = float(t["transpose"]) + (self.transpose - float(t["transpose"])) * w
@@ -109,7 +123,10 @@ class StatefulStage:
         f0 = self.f0_frames[:k]
         self.f0_frames = self.f0_frames[k:]
         tr, sp = self._frame_params(k)
-        f0 = transpose(f0, tr).astype(np.float32)
+        if self.f0_track is None and not tr.any():
+            f0 = np.where(f0 > 0, f0, np.float32(0.0)).astype(np.float32)  # as transpose(f0, 0) for finite F0
+        else:
+            f0 = transpose(f0, tr).astype(np.float32)
         wave, self.state = self.model.process_hops(
             xin, f0, sp, self.state, index_ratio=float(self.targets().get("index_ratio", 0.0)))
         # frames o = m - d; o < 0 lie before the signal: they only warm the state
