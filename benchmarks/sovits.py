@@ -1,7 +1,7 @@
 """Speed of imported so-vits-svc voices: default-size (52 M) vec768l12 44.1 kHz 4.1 voice with
 random weights + a default-size random ContentVec (HuBERT-base).
 
-    python -m benchmarks sovits [--seconds 5] [--threads 1] [--repeats 3] [--blocks 256 1024]
+    python -m benchmarks sovits [--seconds 5] [--threads 1] [--repeats 3] [--blocks 256 1024] [--streaming-only]
 
 RTF = processing seconds / audio seconds (lower is better), median of --repeats. Side by side in
 one run, on the same features: the exact path (so-vits SynthesizerTrn inference in fp32 torch,
@@ -92,6 +92,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--blocks", type=int, nargs="*", default=[256, 1024], help="streaming block sizes (none: skip)")
     ap.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime row (its export takes a while)")
+    ap.add_argument("--streaming-only", action="store_true", help="only the streaming rows")
     a = ap.parse_args(argv)
     torch.set_num_threads(max(a.threads))
     t0 = time.perf_counter()
@@ -111,6 +112,9 @@ def main(argv: list[str]) -> int:
     units = stretch_units(units_raw, t, "nearest")
     f0 = (220.0 * 2 ** (np.floor(np.arange(t) * hop / sr * 2) % 5 / 12)).astype(np.float32)
     uv = np.ones(t, np.float32)
+    if a.streaming_only:
+        _streaming_rows(model, x, sr, a.seconds, a.blocks or [1024])
+        return 0
     print("RTF: wall clock; CPU: the process's CPU time (what counts on a shared machine); x exact: ratio of CPU times")
     print(f"{'stage':44s} {'backend':12s} {'threads':>7s} {'RTF':>7s} {'CPU RTF':>8s} {'x exact':>8s}  max |y - exact|")
     base: dict[int, float] = {}
@@ -167,15 +171,21 @@ def _streaming_rows(model: Any, x: np.ndarray, sr: int, seconds: float, blocks: 
     from svc_dsp.engine.streaming import StreamingConverter
 
     torch.set_num_threads(1)
-    print(f"streaming (windowed regime, SOLA), host {sr} Hz, one thread, fast path, CPU only:")
+    print(f"streaming (windowed regime, SOLA), host {sr} Hz, one thread, fast path, CPU only; 'kept frames': the "
+          f"decoder runs on the part of each window the stream keeps (the default), 'whole window': on all of it; "
+          f"max |kept - whole| over the output:")
     for block in blocks:
-        sc = StreamingConverter(model, sr, block)
-        t0, c0 = time.perf_counter(), time.process_time()
-        for i in range(0, x.shape[0], block):
-            sc.process(x[i:i + block])
-        rtf = (time.perf_counter() - t0) / seconds
-        cpu = (time.process_time() - c0) / seconds
-        st = getattr(sc.stage, "core", sc.stage)  # the windowed stage inside the engine's model stage
-        print(f"  block {block:5d}: latency {sc.latency_samples} samples = {1000 * sc.latency_samples / sr:.1f} ms "
-              f"(window {st.window} / step {st.step} model samples); RTF {rtf:.2f} (CPU {cpu:.2f})"
-              f"{'  (slower than real time: not usable live on this CPU)' if cpu > 1 else ''}")
+        outs = {}
+        for keep in (False, True):
+            sc = StreamingConverter(model, sr, block)
+            st = getattr(sc.stage, "core", sc.stage)  # the windowed stage inside the engine's model stage
+            st._keep_kw = keep and st._keep_kw
+            t0, c0 = time.perf_counter(), time.process_time()
+            outs[keep] = np.concatenate([sc.process(x[i:i + block]) for i in range(0, x.shape[0], block)])
+            rtf = (time.perf_counter() - t0) / seconds
+            cpu = (time.process_time() - c0) / seconds
+            diff = f"; max diff {np.max(np.abs(outs[True] - outs[False])):.1e}" if keep else ""
+            print(f"  block {block:5d}, {'kept frames ' if keep else 'whole window'}: latency {sc.latency_samples} "
+                  f"samples = {1000 * sc.latency_samples / sr:.1f} ms (window {st.window} / step {st.step} model "
+                  f"samples); RTF {rtf:.2f} (CPU {cpu:.2f}){diff}"
+                  f"{'  (slower than real time: not usable live on this CPU)' if cpu > 1 else ''}", flush=True)

@@ -74,6 +74,15 @@ class WindowedStage:
         t = np.linspace(0.0, 1.0, self.xfade, endpoint=False) + 0.5 / self.xfade
         self.fade_in = np.sin(0.5 * np.pi * t) ** 2
         self.fade_out = 1.0 - self.fade_in  # = cos^2
+        # models that can skip the discarded parts of a window (``keep=`` of convert_window, e.g.
+        # so-vits: the decoder then runs on the kept frames only) are told which samples are kept
+        import inspect
+
+        try:
+            params = inspect.signature(model.convert_window).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self._keep_kw = "keep" in params
         # the first windows reach back before the signal: their first ``drop`` output samples are
         # (nominally, SOLA offset 0) earlier than input sample 0, and are not returned
         self.drop = self.xfade + self.search + self.ahead
@@ -151,9 +160,10 @@ class WindowedStage:
         f0 = self._window_f0(w0)
         f0 = transpose(f0, float(t["transpose"])).astype(np.float32)
         spk = self.model.speaker_weights(t["speaker"], t["speaker_mix"])
+        kw: dict[str, Any] = {"keep": (self.context, self.window - self.ahead)} if self._keep_kw else {}
         y = self.model.convert_window(self.hist, f0, spk,
                                       cluster_ratio=float(t.get("cluster_ratio", 0.0)),
-                                      index_ratio=float(t.get("index_ratio", 0.0)))
+                                      index_ratio=float(t.get("index_ratio", 0.0)), **kw)
         seg = y[self.context: self.window - self.ahead]  # step + crossfade + search samples
         # keep a bounded F0 cache: frames older than the window are never needed again
         keep_from = max(0, (w0 + self.step) // self.hop - 1)

@@ -212,11 +212,15 @@ class SovitsModel(WindowedModel):
 
     def convert_window(self, audio: np.ndarray, f0: np.ndarray, spk: np.ndarray, *, uv: np.ndarray | None = None,
                        noise_scale: float = DEFAULT_NOISE_SCALE, seed: int = DEFAULT_SEED,
-                       cluster_ratio: float | None = None, index_ratio: float = 0.0) -> np.ndarray:
+                       cluster_ratio: float | None = None, index_ratio: float = 0.0,
+                       keep: tuple[int, int] | None = None) -> np.ndarray:
         """Convert one window. audio float32 (N,) at :attr:`sample_rate`; f0 (ceil(N/hop),) Hz on OUR
         grid (0 = unvoiced; interpolated here unless ``uv`` (same grid, 1 = voiced) is given);
         spk (S,) or (S, ceil(N/hop)) weights; cluster_ratio: k-means mixing 0..1 (None: the model's
-        own ``cluster_ratio`` attribute). Returns (N,) float32 (the last N % hop samples are 0)."""
+        own ``cluster_ratio`` attribute). Returns (N,) float32 (the last N % hop samples are 0).
+        keep (s0, s1): only output samples s0..s1-1 are wanted (a stream's kept part of the window):
+        the decoder runs on the frames covering them (plus its receptive field) and the rest of the
+        result is 0; the kept samples equal those of a whole-window call (within 1e-4)."""
         hop = self.hop_size
         n = int(audio.shape[0])
         t = n // hop
@@ -240,8 +244,17 @@ class SovitsModel(WindowedModel):
         if index is not None and index_ratio > 0:  # feature retrieval (svc_dsp.models.retrieval)
             units = index.apply_np(units, spk, self.speakers, float(index_ratio))
         vol = volume(audio, hop) if self.has_volume else None
-        wave = self.synthesize(units, f0_sv, uv_sv, spk, vol, noise_scale, seed)
-        out[: wave.shape[0]] = wave[:n]
+        if keep is None:
+            wave = self.synthesize(units, f0_sv, uv_sv, spk, vol, noise_scale, seed)
+            out[: wave.shape[0]] = wave[:n]
+            return out
+        s0, s1 = max(0, int(keep[0])), min(n, int(keep[1]))
+        if s1 <= s0:
+            return out
+        a, b = s0 // hop, min(t, -(-s1 // hop))
+        if b > a:
+            wave = self.synthesize(units, f0_sv, uv_sv, spk, vol, noise_scale, seed, frames=(a, b))
+            out[a * hop:a * hop + wave.shape[0]] = wave[:n - a * hop]
         return out
 
 
