@@ -16,6 +16,7 @@ def _row(cents: float = 10.0, sim: float = 0.7, whisper: tuple = (0.1, 0.2), sph
 
 def test_a_voice_within_every_bound_passes() -> None:
     assert verdict("speech", _row(), 0.7, BOTH) == ("PASS", [])
+    assert verdict("speech", _row(cents=10.00001), 0.7, BOTH)[0] == "PASS"  # one step of pYIN's 10-cent grid
     assert verdict("sung", _row(whisper=(0.3, 0.55)), 0.7, BOTH)[0] == "PASS"  # +0.25 is allowed sung
 
 
