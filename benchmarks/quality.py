@@ -1,6 +1,7 @@
 """Does the demo voice really convert? Measured with tools independent of our models.
 
     python -m benchmarks quality [--model demo[,other,...]] [--baseline demo] [--sentences 4] [--transpose 0]
+                                 [--cache DIR]   (reuse inputs and models' measurements of earlier runs)
 
 Inputs: sentences spoken and sung (WORLD re-singing) by the target itself (a control) and by
 synthesised voices that were not used for the target singer (flite awb/rms/kal16, festival ked,
