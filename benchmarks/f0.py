@@ -12,7 +12,9 @@ interface (``track``, hop ``--hop``: 5 ms by default, so grid frame j is WORLD f
 Columns, over all clips of a set: RPA = truth-voiced frames the tracker calls voiced within 50
 cents; missed = truth-voiced frames called unvoiced; gross = truth-voiced frames called voiced
 more than 600 cents off; false voicing = truth-unvoiced frames called voiced; RTF = tracking time
-/ audio time (median over clips, one thread, weights loaded before timing).
+/ audio time (median over clips, one thread, weights loaded before timing); live RTF (streaming
+trackers only) = time to push the clip at 48 kHz in 256-sample blocks through ``stream(48000, 256)``
+/ audio time (median over clips); lookahead = the tracker's declared lookahead in ms.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 VOICES = ("awb", "rms", "slt", "kal")
-DEFAULT_TRACKERS = ("yin", "dio", "harvest", "crepe-tiny", "crepe", "fcpe", "pesto")
+DEFAULT_TRACKERS = ("yin", "dio", "harvest", "crepe-tiny", "crepe", "fcpe", "pesto", "crepe-tiny-live", "fcpe-live")
+LIVE_SR, LIVE_BLOCK = 48000, 256
 FP_MS = 5.0
 
 
@@ -85,7 +88,7 @@ def run(trackers: list[str], clips: list[tuple[np.ndarray, np.ndarray]], sr: int
     for name in trackers:
         tracker = get_f0_tracker(name)
         tot: dict[str, int] = {}
-        rtfs = []
+        rtfs, live = [], []
         try:
             if hasattr(tracker, "net"):
                 tracker.net()            # load weights before timing
@@ -97,20 +100,32 @@ def run(trackers: list[str], clips: list[tuple[np.ndarray, np.ndarray]], sr: int
                 rtfs.append((time.perf_counter() - t0) / (x.shape[0] / sr))
                 for k, v in score(f0[1:], est).items():
                     tot[k] = tot.get(k, 0) + v
+                if tracker.streaming:
+                    x48 = resample(x16, 16000, LIVE_SR)
+                    st = tracker.stream(LIVE_SR, LIVE_BLOCK)
+                    t0 = time.perf_counter()
+                    for s in range(0, x48.shape[0], LIVE_BLOCK):
+                        st.push(x48[s:s + LIVE_BLOCK])
+                    live.append((time.perf_counter() - t0) / (x48.shape[0] / LIVE_SR))
         except WeightsMissingError as e:
             print(f"  {name}: skipped ({e})")
             continue
         tot["rtf"] = float(np.median(rtfs))
+        tot["live"] = float(np.median(live)) if live else float("nan")
+        tot["la"] = 1000 * tracker.lookahead_seconds if tracker.streaming else float("nan")
         res[name] = tot
     return res
 
 
 def table(title: str, res: dict[str, dict]) -> str:
-    lines = [title, f"{'tracker':<11} {'RPA 50c':>8} {'missed':>7} {'gross>600c':>10} {'false voicing':>13} {'RTF':>7}"]
+    lines = [title, f"{'tracker':<16} {'RPA 50c':>8} {'missed':>7} {'gross>600c':>10} {'false voicing':>13} {'RTF':>7} "
+                    f"{'live RTF 48k/256':>16} {'lookahead':>9}"]
     for name, t in res.items():
         v, u = max(1, t["voiced"]), max(1, t["unvoiced"])
-        lines.append(f"{name:<11} {100 * t['ok'] / v:7.1f}% {100 * t['missed'] / v:6.1f}% {100 * t['gross'] / v:9.2f}% "
-                     f"{100 * t['false'] / u:12.1f}% {t['rtf']:7.3f}")
+        live = "-" if math.isnan(t["live"]) else f"{t['live']:.3f}"
+        la = "offline" if math.isnan(t["la"]) else f"{t['la']:.0f} ms"
+        lines.append(f"{name:<16} {100 * t['ok'] / v:7.1f}% {100 * t['missed'] / v:6.1f}% {100 * t['gross'] / v:9.2f}% "
+                     f"{100 * t['false'] / u:12.1f}% {t['rtf']:7.3f} {live:>16} {la:>9}")
     return "\n".join(lines)
 
 

@@ -80,7 +80,8 @@ def test_steady_tone_is_tracked_live():
 
 
 @pytest.mark.parametrize("opts", [{"lookahead_seconds": 0.005}, {"lookahead_seconds": 0.2},
-                                  {"history_frames": 1}, {"history_frames": 2.5}, {"threshold": 2.0}])
+                                  {"history_frames": 1}, {"history_frames": 2.5}, {"threshold": 2.0},
+                                  {"backend": "tf"}])
 def test_bad_options_are_refused_with_the_allowed_range(opts):
     with pytest.raises(ParameterError, match="allowed"):
         get_f0_tracker("fcpe-live", **opts)
@@ -92,3 +93,16 @@ def test_lookahead_is_declared_per_rate():
     assert [tracker.lookahead_samples(sr) for sr in (16000, 24000, 48000)] == [400, 600, 1200]
     # the 16 kHz window cut sits about 19 ms after the network frame whatever the input rate
     assert all(290 <= tracker.cut_samples(sr) <= 330 for sr in (16000, 22050, 24000, 44100, 48000, 96000))
+
+
+def test_onnx_backend_equals_torch_backend():
+    _weights_or_skip()
+    sr, hop = 24000, 120
+    t = np.arange(int(0.4 * sr)) / sr
+    x = 0.3 * np.sin(2 * np.pi * 180.0 * t * (1 + 0.2 * t)) + 0.005 * np.random.default_rng(4).standard_normal(t.shape)
+    n = x.shape[0] // hop
+    a = get_f0_tracker("fcpe-live", backend="onnx").track(x, sr, hop, n)
+    b = get_f0_tracker("fcpe-live", backend="torch").track(x, sr, hop, n)
+    assert np.array_equal(a > 0, b > 0) and (a > 0).sum() > n // 2
+    v = a > 0
+    assert np.max(np.abs(1200 * np.log2(a[v] / b[v]))) < 0.1
