@@ -13,7 +13,9 @@ sample, so block splits never change the result. Grid frame j (around sample (j 
 the nearest network frame, k = round((j + 1) * hop * 100 / sr); ``A`` is derived from the declared
 ``lookahead_seconds`` so that frame j never reads a native sample at or past
 ``(j + 1) * hop + lookahead_samples``. Decoding as offline FCPE (argmax +- 4 bins, weighted mean of
-cents), restricted to f0_min..f0_max; voiced when the largest activation exceeds ``threshold``.
+cents), restricted to f0_min..f0_max; voiced when the largest activation exceeds ``threshold``
+(0.3 by default, not offline FCPE's 0.05: on the sung clips it halves false voicing, 13.1 -> 6.0 %,
+for 1.7 points of raw pitch accuracy).
 Cost: one network pass over the window per 10 ms, through onnxruntime by default (the graph is
 exported in memory from the torch forward, once per tracker); see ``python -m benchmarks f0`` for RTF.
 """
@@ -274,7 +276,7 @@ class FcpeLiveTracker(F0Tracker):
     streaming = True
     weights_name = "fcpe"
 
-    def __init__(self, lookahead_seconds: float = 0.025, history_frames: int = 8, threshold: float = 0.05,
+    def __init__(self, lookahead_seconds: float = 0.025, history_frames: int = 8, threshold: float = 0.3,
                  backend: str = "onnx") -> None:
         if not 0.015 <= float(lookahead_seconds) <= 0.060:
             raise ParameterError(f"fcpe-live lookahead_seconds={lookahead_seconds!r}; allowed 0.015..0.060")
