@@ -226,11 +226,28 @@ def print_verdicts(results: dict[tuple[str, str, str], dict[str, Any]], baseline
         print(f"{model}: {n_pass}/{n} voice-styles pass")
 
 
+def model_spec(entry: str) -> tuple[str, dict[str, float]]:
+    """``NAME[@param=value;...]`` -> (model name or folder, engine parameters as floats)."""
+    name, _, rest = entry.partition("@")
+    params: dict[str, float] = {}
+    for item in filter(None, rest.split(";")):
+        key, eq, value = item.partition("=")
+        try:
+            params[key.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq or not key.strip() or key.strip() == "transpose":
+            raise SystemExit(f"--model entry {entry!r}: '{item}' is not param=number (transpose: use --transpose); "
+                             "e.g. demo@index_ratio=0.5")
+    return name, params
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks quality")
     ap.add_argument("--model", default="demo",
                     help="model name or folder; several, comma-separated, are measured side by side on the "
-                         "same inputs")
+                         "same inputs; NAME@param=value[;param=value] sets engine parameters for that entry, "
+                         "e.g. demo,out/v2,out/v2@index_ratio=0.5")
     ap.add_argument("--baseline", default="demo",
                     help="the model whose similarity to the target the others must reach (default demo; "
                          "the first --model when demo is not among them)")
@@ -268,8 +285,9 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     names = [m for m in args.model.split(",") if m]
     baseline = args.baseline if args.baseline in names else names[0]
-    convs = {m: Converter(load_model(m), transpose=args.transpose) for m in names}
-    digests = {m: model_digest(m) for m in names}
+    specs = {m: model_spec(m) for m in names}
+    convs = {m: Converter(load_model(specs[m][0]), transpose=args.transpose, **specs[m][1]) for m in names}
+    digests = {m: f"{model_digest(specs[m][0])}{sorted(specs[m][1].items())}" for m in names}
     cache = Cache(args.cache)
     voices, left_out = available([v for v in args.sources.split(",") if v])
     tools = Tools()

@@ -70,3 +70,13 @@ def test_no_training_recipe_speaks_with_the_reserved_voices() -> None:
         text = path.read_text(encoding="utf-8")
         for mark in marks:
             assert mark not in text, f"{path} names {mark}, an evaluation-only voice"
+
+
+def test_model_entries_carry_engine_parameters() -> None:
+    from benchmarks.quality import model_spec
+
+    assert model_spec("demo") == ("demo", {})
+    assert model_spec("out/v2@index_ratio=0.5") == ("out/v2", {"index_ratio": 0.5})
+    for bad in ("demo@index_ratio", "demo@index_ratio=x", "demo@transpose=2"):
+        with pytest.raises(SystemExit, match="param=number"):
+            model_spec(bad)
