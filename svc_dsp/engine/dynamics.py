@@ -13,11 +13,14 @@ import numpy as np
 from scipy.signal import lfilter
 
 LEVEL_FLOOR = 1e-12  # -120 dB
+_RAMPS: dict[int, np.ndarray] = {}  # per hop size: (1..hop)/hop, read-only
 
 
 def hop_mean_square(x: np.ndarray, hop: int) -> np.ndarray:
     """x: (k*hop,) -> (k,) mean square per hop."""
-    return np.mean(x.reshape(-1, hop).astype(np.float64) ** 2, axis=1)
+    sq = x.reshape(-1, hop).astype(np.float64)
+    sq *= sq
+    return np.add.reduce(sq, axis=1) / hop  # what np.mean computes, without its wrapper
 
 
 class _OnePole:
@@ -92,9 +95,9 @@ class LoudnessMatcher:
         """ms_in, ms_out: (k,) mean squares per hop -> (k,) gain in dB (smoothed)."""
         li = 10.0 * np.log10(self.lev_in(ms_in) + LEVEL_FLOOR)
         lo = 10.0 * np.log10(self.lev_out(ms_out) + LEVEL_FLOOR)
-        diff = np.clip(li - lo, -self.max_db, self.max_db)
+        diff = np.minimum(np.maximum(li - lo, -self.max_db), self.max_db)
         diff = np.where((li < -90.0) & (lo < -90.0), 0.0, diff)  # both silent: nothing to match
-        target = np.broadcast_to(np.asarray(amount, dtype=np.float64), diff.shape) * diff
+        target = np.asarray(amount, dtype=np.float64) * diff  # amount: scalar or (k,)
         out = np.empty(target.shape[0])
         g = self.g
         for j in range(target.shape[0]):  # a few hundred frames per second
@@ -150,6 +153,8 @@ def apply_frame_gains(x: np.ndarray, gains: np.ndarray, prev: float, hop: int) -
     if k == 0:
         return x, prev
     ext = np.concatenate([[prev], gains])
-    ramp = np.arange(1, hop + 1, dtype=np.float64) / hop
+    ramp = _RAMPS.get(hop)
+    if ramp is None:
+        ramp = _RAMPS[hop] = np.arange(1, hop + 1, dtype=np.float64) / hop
     g = ext[:-1, None] + (ext[1:, None] - ext[:-1, None]) * ramp[None, :]
     return (x.reshape(k, hop) * g).reshape(-1).astype(np.float32), float(gains[-1])

@@ -58,9 +58,11 @@ def _onnx_backend(model: VoiceModel, hops: int = 1) -> VoiceModel:
 
 
 def resolve_backend(model: VoiceModel, backend: str = "auto") -> str:
-    """The runtime a ``backend`` request means for ``model``: "torch" or "onnx" as given;
-    "auto" = "onnx" for the stateful hpn family when onnxruntime is installed (measured several
-    times faster per block on one CPU thread: ``python -m benchmarks stream``), else "torch"."""
+    """The runtime a ``backend`` request means for ``model``: "torch", "onnx" or "numpy" as given;
+    "auto" = for the stateful hpn family "onnx" when onnxruntime is installed (the fastest per
+    block on one CPU thread: ``python -m benchmarks stream``), else "numpy" (several times faster
+    than torch at one hop per step); "torch" for other families and for voices with a feature
+    index (retrieval runs in the torch graph)."""
     if backend in ("torch", "onnx", "numpy"):
         return backend
     if backend != "auto":
@@ -69,8 +71,8 @@ def resolve_backend(model: VoiceModel, backend: str = "auto") -> str:
 
     if getattr(model, "feature_index", None) is not None:
         return "torch"  # feature retrieval (index_ratio) runs in the torch graph only
-    if model.family == "hpn" and model.regime == "stateful" and importlib.util.find_spec("onnxruntime"):
-        return "onnx"
+    if model.family == "hpn" and model.regime == "stateful":
+        return "onnx" if importlib.util.find_spec("onnxruntime") else "numpy"
     return "torch"
 
 
@@ -195,7 +197,6 @@ class StreamingConverter:
         self._wet = np.zeros(cap, np.float32)
         self._wet_r, self._wet_w = 0, L  # read / write positions (ring); L zeros primed
         self._dry: np.ndarray | None = None
-        self._dry_pos = 0
         t = self.store.targets()
         self._mix = _Ramp(t["mix"], self._ramp_per)
         self._gain = _Ramp(10 ** (t["output_gain_db"] / 20), self._ramp_per * 4)
@@ -230,15 +231,12 @@ class StreamingConverter:
         L = self.latency_samples
         if self._dry is None or self._dry.shape[0] != C:
             self._dry = np.zeros((C, L + self.max_block_size), np.float32)
-            self._dry_pos = 0
         if L == 0:
             return x
-        size = self._dry.shape[1]
-        idx_w = (self._dry_pos + L + self._ramp_idx[:n]) % size
-        self._dry[:, idx_w] = x
-        idx_r = (self._dry_pos + self._ramp_idx[:n]) % size
-        out = self._dry[:, idx_r]
-        self._dry_pos = (self._dry_pos + n) % size
+        d = self._dry  # d[:, :L] holds the last L input samples, oldest first
+        d[:, L:L + n] = x
+        out = d[:, :n].copy()
+        d[:, :L] = d[:, n:n + L]  # numpy copies overlapping ranges correctly
         return out
 
     def process(self, block: np.ndarray) -> np.ndarray:

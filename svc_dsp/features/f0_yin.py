@@ -103,6 +103,8 @@ class _YinAnalysis:
         dp = np.ones_like(d)
         np.divide(d[:, 1:] * self._lags, dsum, out=dp[:, 1:], where=dsum > 1e-20 * (energy[:, None] + 1e-30))
 
+        if b == 1:  # one frame per live block: the same numbers with scalar picking (no fancy indexing)
+            return self._pick_one(d[0], dp[0], float(energy[0]))
         rows = np.arange(b)[:, None]
         mid = dp[:, tmin:tmax + 1]
         dips = (mid < dp[:, tmin - 1:tmax]) & (mid <= dp[:, tmin + 1:tmax + 2]) & (mid < self.threshold)
@@ -128,6 +130,37 @@ class _YinAnalysis:
         np.divide(0.5 * (dm - dq), den, out=shift, where=den > 0.0)
         np.maximum(np.minimum(shift, 1.0), -1.0, out=shift)
         return self.rate / (lag + shift), ap, 10.0 * np.log10(energy / w + 1e-20)
+
+
+    def _pick_one(self, d: np.ndarray, dp: np.ndarray, energy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`analyse`'s picking for one row (d, dp: (tau_max + 2,)), scalar by scalar; the
+        same operations on the same float64 values, so the same results bit for bit."""
+        tmin, tmax = self.tau_min, self.tau_max
+        mid = dp[tmin:tmax + 1]
+        dips = (mid < dp[tmin - 1:tmax]) & (mid <= dp[tmin + 1:tmax + 2]) & (mid < self.threshold)
+        first = int(dips.argmax())
+        sel = (first if dips[first] else int(mid.argmin())) + tmin
+        lags, aps = [sel], [float(dp[sel])]
+        reach = int(self._offs[-1])
+        for centre in (2 * sel, (sel + 1) // 2):  # octave below, octave above
+            half = min(max(2, math.ceil(_SEARCH_REL * centre)), reach)
+            lo, hi = max(centre - half, tmin), min(centre + half, tmax)
+            if lo > hi:  # no candidate: the batched path's argmin over all-inf picks offset -reach
+                lags.append(min(max(centre - reach, tmin), tmax))
+                aps.append(math.inf)
+                continue
+            seg = dp[lo:hi + 1]
+            j = int(seg.argmin())
+            lags.append(lo + j)
+            aps.append(float(seg[j]))
+        f0 = np.empty((1, 3))
+        for i, lag in enumerate(lags):  # parabolic interpolation on the raw difference function
+            dm, d0, dq = float(d[lag - 1]), float(d[lag]), float(d[lag + 1])
+            den = dm - 2.0 * d0 + dq
+            shift = 0.5 * (dm - dq) / den if den > 0.0 else 0.0
+            shift = max(min(shift, 1.0), -1.0)
+            f0[0, i] = self.rate / (lag + shift)
+        return f0, np.array([aps]), 10.0 * np.log10(np.array([energy / self.win + 1e-20]))
 
 
 class _Decider:

@@ -19,10 +19,12 @@ def test_auto_picks_onnx_for_the_hpn_family_when_onnxruntime_is_installed(random
     assert StreamingConverter(random_model, 48000, 256, backend="torch").backend == "torch"  # told otherwise
 
 
-def test_auto_falls_back_to_torch(random_model, monkeypatch):
+def test_auto_falls_back_to_numpy_then_torch(random_model, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
-    assert resolve_backend(random_model, "auto") == "torch"  # onnxruntime not installed
+    assert resolve_backend(random_model, "auto") == "numpy"  # onnxruntime not installed
+    sc = StreamingConverter(random_model, 48000, 256)
+    assert sc.backend == "numpy" and sc.process(np.zeros(256, np.float32)).shape == (256,)
     monkeypatch.undo()
 
     class Other:
