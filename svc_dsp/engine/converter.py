@@ -29,7 +29,7 @@ from svc_dsp.engine.streaming import StreamingConverter
 from svc_dsp.engine.windowed_offline import windowed_wet
 from svc_dsp.errors import AudioError, UnsupportedAudioError
 from svc_dsp.features.f0 import get_f0_tracker
-from svc_dsp.models.base import VoiceModel
+from svc_dsp.models.base import StatefulModel, VoiceModel
 from svc_dsp.models.catalog import load_model
 
 OFFLINE_BLOCK = 1 << 16  # samples per engine call when rendering offline
@@ -131,8 +131,8 @@ class Converter:
         tracker = get_f0_tracker(p["f0_method"])
         # offline trackers, and streaming ones that look further ahead than the voice allows live
         # (e.g. crepe-tiny-live on a 10 ms voice), are run over the whole signal first
-        if not tracker.streaming or tracker.lookahead_samples(m.sample_rate) > \
-                int(getattr(getattr(m, "net", None), "delay_hops", 0)) * m.hop_size:
+        delay_hops = m.delay_hops if isinstance(m, StatefulModel) else 0
+        if not tracker.streaming or tracker.lookahead_samples(m.sample_rate) > delay_hops * m.hop_size:
             mono = x.mean(axis=0) if x.shape[0] > 1 else x[0]
             xm = DcBlocker(m.sample_rate)(ZeroPhaseResampler(sample_rate, m.sample_rate).resample(mono))
             f0_track = self.track_f0(xm, p["f0_method"], -(-xm.shape[0] // m.hop_size))
