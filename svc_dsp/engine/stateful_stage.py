@@ -43,6 +43,7 @@ class StatefulStage:
         self.delay = int(model.delay_hops)
         self.targets = targets
         self.f0_track = f0_track
+        self.extra = 0  # hops the model waits for F0 beyond its own lookahead (trackers that read further)
         lo, hi = model.f0_range
         if f0_track is None:
             tracker = get_f0_tracker(f0_method)
@@ -50,9 +51,9 @@ class StatefulStage:
                 raise ParameterError(f"f0_method '{f0_method}' is an offline tracker; streaming needs a streaming "
                                      f"tracker such as 'yin'")
             la = tracker.lookahead_samples(self.sr)
-            if la > self.delay * self.hop:
-                raise ParameterError(f"f0_method '{f0_method}' looks {la} samples ahead; model '{model.name}' allows "
-                                     f"{self.delay * self.hop} (its own lookahead)")
+            # a tracker that reads further ahead than the model delays the model by whole hops: constant
+            # added latency per method, same output (each hop is computed later, not differently)
+            self.extra = max(0, -(-(la - self.delay * self.hop) // self.hop))
             self.f0_stream = tracker.stream(self.sr, self.hop, lo, hi)
         self.a_param = math.exp(-self.hop / self.sr / PARAM_SMOOTH_S)
         self.reset()
@@ -75,7 +76,7 @@ class StatefulStage:
     def input_needed(self, s: np.ndarray) -> np.ndarray:
         """Last model-input index that model-output sample ``s`` needs (elementwise)."""
         m = s // self.hop + self.delay  # the hop whose completion lets frame s//hop be computed
-        return ((m // self.group) + 1) * self.group * self.hop - 1
+        return ((m // self.group) + 1) * self.group * self.hop + self.extra * self.hop - 1
 
     def _speaker_target(self, t: Any) -> np.ndarray:
         """The speaker weights the targets ask for (float64 (S,)); recomputed only when the
@@ -103,15 +104,20 @@ class StatefulStage:
 
     def push(self, x: np.ndarray) -> np.ndarray:
         hop, d = self.hop, self.delay
+        if self.extra:  # the tracker gets audio as it arrives; the model runs once the hops' F0 is out
+            self.f0_frames = np.concatenate([self.f0_frames, self.f0_stream.push(x).astype(np.float32)])
         self.pending = np.concatenate([self.pending, x]) if self.pending.size else x
-        k = (self.pending.shape[0] // (hop * self.group)) * self.group
+        k = (min(self.pending.shape[0] // hop, self.f0_frames.shape[0] if self.extra else 1 << 62)
+             // self.group) * self.group
         if k == 0:
             return np.zeros(0, np.float32)
         xin = self.pending[: k * hop]
         self.pending = self.pending[k * hop:]
         m0 = self.m
         self.m += k
-        if self.f0_track is None:
+        if self.extra:
+            new_f0 = np.zeros(0, np.float32)
+        elif self.f0_track is None:
             new_f0 = self.f0_stream.push(xin)
         else:
             lo = max(0, m0 - d)

@@ -106,3 +106,30 @@ def test_onnx_backend_equals_torch_backend():
     assert np.array_equal(a > 0, b > 0) and (a > 0).sum() > n // 2
     v = a > 0
     assert np.max(np.abs(1200 * np.log2(a[v] / b[v]))) < 0.1
+
+
+@pytest.mark.parametrize("block", [64, 256, 1000])
+def test_engine_streams_fcpe_live_on_a_voice_with_less_lookahead_with_constant_added_latency(block):
+    """The demo voice allows 10 ms of tracker lookahead; fcpe-live's 25 ms delay the model by whole
+    hops (the added latency) and the stream still equals the offline conversion."""
+    _weights_or_skip()
+    from svc_dsp.engine.converter import Converter
+    from svc_dsp.engine.streaming import StreamingConverter
+    from tests.signals import sung_tone
+
+    sr = 48000
+    base = StreamingConverter("demo", sr, 1024, f0_method="yin")
+    sc = StreamingConverter("demo", sr, 1024, f0_method="fcpe-live")
+    m = sc.model
+    la = get_f0_tracker("fcpe-live").lookahead_samples(m.sample_rate)
+    extra_hops = -(-(la - m.delay_hops * m.hop_size) // m.hop_size)
+    assert extra_hops > 0
+    assert sc.latency_samples - base.latency_samples == extra_hops * m.hop_size * sr // m.sample_rate
+    x = sung_tone(sr, 0.6)
+    off = Converter("demo", f0_method="fcpe-live").convert(x, sr)
+    lat = sc.latency_samples
+    xx = np.concatenate([x, np.zeros(lat, np.float32)])
+    y = np.concatenate([sc.process(xx[s:s + block]) for s in range(0, xx.shape[0], block)])[lat:]
+    assert sc.xruns == 0
+    assert np.abs(y - off).max() < 1e-3
+    assert np.sqrt(np.mean(off ** 2)) > 1e-3          # the voice did sing
