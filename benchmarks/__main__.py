@@ -8,7 +8,7 @@ import sys
 SUITES = {"offline": "benchmarks.offline", "stream": "benchmarks.stream", "train": "benchmarks.train",
           "quality": "benchmarks.quality", "serve": "benchmarks.serve", "sovits": "benchmarks.sovits",
           "encoders": "benchmarks.encoders", "f0": "benchmarks.f0", "cluster": "benchmarks.cluster",
-          "whisper": "benchmarks.whisper"}
+          "whisper": "benchmarks.whisper", "windowed": "benchmarks.windowed"}
 
 
 def main(argv: list[str] | None = None) -> int:
