@@ -10,11 +10,34 @@ interpolated in log-frequency between the two neighbouring network frames when b
 from __future__ import annotations
 
 import math
+from typing import Any
+
 import numpy as np
 
 from svc_dsp.features.f0 import F0Tracker, check_audio, check_f0_range, check_grid
 
-__all__ = ["OfflineNeuralTracker", "grid_from_net_frames", "local_average", "slaney_mel", "viterbi_path"]
+__all__ = ["OfflineNeuralTracker", "grid_from_net_frames", "local_average", "onnx_session_of", "slaney_mel",
+           "viterbi_path"]
+
+
+def onnx_session_of(module: Any, example: Any) -> Any:
+    """An onnxruntime session (one thread) of the torch ``module`` (one float32 input "x" whose first
+    axis is the batch, one output), exported in memory with ``example`` as the traced input."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), buf, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=17, dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
 
 
 def local_average(act: np.ndarray, centre: np.ndarray, values: np.ndarray, radius: int) -> np.ndarray:

@@ -176,3 +176,22 @@ def test_f0_method_choices_include_the_neural_trackers():
     choices = PARAMETERS["f0_method"].choices
     for name in ("crepe", "crepe-tiny", "fcpe", "pesto", "crepe-tiny-live", "fcpe-live"):
         assert name in choices and name in f0_tracker_names()
+
+
+@pytest.mark.parametrize("name", ["crepe-tiny-live", "fcpe-live"])
+def test_live_trackers_onnx_backend_equals_torch_backend(name):
+    tracker = get_f0_tracker(name)
+    try:
+        find_f0_weights(tracker.weights_name)
+    except WeightsMissingError:
+        pytest.skip(f"weights for '{name}' not installed; run `{INSTALL_COMMAND}`")
+    sr, hop = 24000, 120
+    x = _tone(sr, 250.0, 0.4, start=0.05) + 0.003 * np.random.default_rng(6).standard_normal(int(0.4 * sr))
+    n = x.shape[0] // hop
+    st_onnx, st_torch = get_f0_tracker(name, backend="onnx").stream(sr, hop), get_f0_tracker(name, backend="torch").stream(sr, hop)
+    assert st_onnx.session is not None and st_torch.session is None
+    a = np.concatenate([st_onnx.push(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
+    b = np.concatenate([st_torch.push(x[i:i + 256]) for i in range(0, x.shape[0], 256)])
+    assert a.shape == b.shape and np.array_equal(a > 0, b > 0) and (a > 0).sum() > n // 2
+    v = a > 0
+    assert np.max(np.abs(1200 * np.log2(a[v] / b[v]))) < 0.1
