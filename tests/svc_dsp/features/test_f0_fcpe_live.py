@@ -108,8 +108,7 @@ def test_onnx_backend_equals_torch_backend():
     assert np.max(np.abs(1200 * np.log2(a[v] / b[v]))) < 0.1
 
 
-@pytest.mark.parametrize("block", [64, 256, 1000])
-def test_engine_streams_fcpe_live_on_a_voice_with_less_lookahead_with_constant_added_latency(block):
+def test_engine_streams_fcpe_live_on_a_voice_with_less_lookahead_with_constant_added_latency():
     """The demo voice allows 10 ms of tracker lookahead; fcpe-live's 25 ms delay the model by whole
     hops (the added latency) and the stream still equals the offline conversion."""
     _weights_or_skip()
@@ -126,6 +125,7 @@ def test_engine_streams_fcpe_live_on_a_voice_with_less_lookahead_with_constant_a
     assert extra_hops > 0
     assert sc.latency_samples - base.latency_samples == extra_hops * m.hop_size * sr // m.sample_rate
     x = sung_tone(sr, 0.6)
+    block = 333              # odd: hops and network frames fall across block edges
     off = Converter("demo", f0_method="fcpe-live").convert(x, sr)
     lat = sc.latency_samples
     xx = np.concatenate([x, np.zeros(lat, np.float32)])
