@@ -97,8 +97,10 @@ def test_pesto_network_matches_numpy():
     np.testing.assert_allclose(pitch.numpy(), (a * idx / 3).sum(1) / a.sum(1), atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["crepe-tiny", "crepe", "fcpe", "pesto", "crepe-tiny-live", "fcpe-live"])
-@pytest.mark.parametrize("sr,hop", [(24000, 120), (44100, 512)])
+@pytest.mark.parametrize("name,sr,hop", [
+    (name, sr, hop) for name in ["crepe-tiny", "crepe", "fcpe", "pesto", "crepe-tiny-live", "fcpe-live"]
+    for sr, hop in [(24000, 120), (44100, 512)]
+    if not (name == "crepe" and sr == 44100)])     # CREPE full is crepe-tiny's code with bigger layers: one rate
 def test_trackers_on_the_frame_grid(name, sr, hop):
     tracker = get_f0_tracker(name)
     try:
