@@ -96,8 +96,9 @@ def test_bundled_models_load_and_fit_the_size_budget() -> None:
     for model in sorted((PRESETS / "models").iterdir()):
         assert load_model(model).sample_rate > 0
     total = sum(f.stat().st_size for f in PRESETS.rglob("*") if f.is_file())
-    # 40 MB: svc-phone-v1 and the demo (6.5 MB) + Whisper base blocks 1-4 (28.6 MB); docs/decisions.md
-    assert total <= 40e6, f"bundled model files: {total / 1e6:.1f} MB"
+    # 45 MB: svc-phone-v1 and the demo (6.5 MB) + Whisper base blocks 1-4 (28.6 MB) + the Whisper-unit
+    # voice demo-whisper (5.5 MB: decoder 2.4 MB, target index 3.1 MB); docs/decisions.md
+    assert total <= 45e6, f"bundled model files: {total / 1e6:.1f} MB"
 
 
 def test_force_align_recovers_timings_from_clean_posteriors() -> None:

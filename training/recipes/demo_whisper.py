@@ -52,7 +52,7 @@ def preset_text(model: str) -> str:
     """The preset that selects the voice (model reference by catalog name)."""
     return f"""format_version = 1
 model = "{model}"
-description = "Whisper-unit demo voice: keeps the words of any singer (festival slt re-sung with WORLD)."
+description = "The demo singer on Whisper units (windowed, about 230 ms live): for renders and delay-compensated live use."
 
 [parameters]
 transpose = 0.0
@@ -72,6 +72,25 @@ def generate_data(raw: Path, *, tiny: bool, seed: int, jobs: int, extras: list[s
         secs += generate(raw, extra_minutes, extra_seed(seed, voice), jobs, voice, 0.0, RANGE,
                          speaker=extra_speaker(voice))
     return secs
+
+
+def record_budget(model_dir: Path, run_dir: Path) -> None:
+    """Write the fit's budget (configured CPU and wall limits, the recipe) into model.json's 'training'
+    block and refresh its line in SHA256SUMS."""
+    from svc_dsp.fileops import write_atomic
+    from svc_dsp.models.folder import MANIFEST_NAME, sha256_file
+
+    tcfg = json.loads((run_dir / "train_config.json").read_text(encoding="utf-8"))
+    cfg_path = model_dir / "model.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg.setdefault("training", {})["budget"] = {
+        "recipe": "training.recipes.demo_whisper", "cpu_limit_minutes": tcfg.get("cpu_limit_minutes"),
+        "time_limit_minutes": tcfg.get("time_limit_minutes"), "torch_threads": 1, "f0_method": F0_METHOD}
+    write_atomic(cfg_path, (json.dumps(cfg, indent=2) + "\n").encode())
+    sums = model_dir / MANIFEST_NAME
+    lines = [ln for ln in sums.read_text(encoding="utf-8").splitlines() if not ln.endswith("  model.json")]
+    lines.append(f"{sha256_file(cfg_path)}  model.json")
+    write_atomic(sums, ("\n".join(sorted(lines, key=lambda ln: ln.split("  ", 1)[1])) + "\n").encode())
 
 
 def index_target(model_dir: Path, prep: Path, frames: int = INDEX_FRAMES) -> Path:
@@ -183,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo-whisper] fit: step {res.step}, {time.monotonic() - t_fit:.0f} s, {res.steps_per_s:.2f} "
               f"steps/s, losses {res.losses}")
     xrep = export(work / "run", args.out, name=args.out.name, overwrite=True)
+    record_budget(args.out, work / "run")
     index_target(args.out, prep)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     preset = None
