@@ -69,3 +69,18 @@ def test_family_follows_the_encoder_kind() -> None:
 
     assert "whisper" in TRAINABLE_KINDS and "hubert" not in TRAINABLE_KINDS
     assert family_for({"kind": "whisper"}) == "hpnw" and family_for({"kind": "causal-mel"}) == "hpn"
+
+
+def test_whisper_recipe_keeps_benchmark_voices_out_and_the_target_first() -> None:
+    from benchmarks.quality import SOURCES, TARGET
+    from training.recipes.demo_voice import extra_speaker
+    from training.recipes.demo_whisper import EXTRA_VOICES, SPEAKER, train_config
+
+    names = [extra_speaker(v) for v in EXTRA_VOICES]
+    assert len(set(names)) == len(names) and all(n > SPEAKER for n in names)  # "demo" stays speaker 0
+    used = set(EXTRA_VOICES)
+    assert not used & set(SOURCES) and TARGET not in used
+    assert not any(v.startswith(("piper:", "kokoro:")) for v in used)
+    cfg = train_config(Path("p"), tiny=False, fit_minutes=30.0, wall_minutes=20.0)
+    assert cfg["cpu_limit_minutes"] == 30.0 and cfg["time_limit_minutes"] == 20.0 and cfg["all_in_mem"]
+    assert "time_limit_minutes" not in train_config(Path("p"), tiny=False, fit_minutes=30.0)
