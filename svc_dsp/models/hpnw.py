@@ -192,19 +192,35 @@ class HpnwModel(WindowedModel):
 
     def convert_window(self, audio: np.ndarray, f0: np.ndarray, spk: np.ndarray, *, uv: np.ndarray | None = None,
                        noise_scale: float = 0.4, seed: int = 52468, cluster_ratio: float | None = None,
-                       index_ratio: float = 0.0) -> np.ndarray:
+                       index_ratio: float = 0.0, keep: tuple[int, int] | None = None) -> np.ndarray:
         """See :meth:`WindowedModel.convert_window`. noise_scale, seed, cluster_ratio: unused (the noise
-        is the synthesiser's fixed tables)."""
+        is the synthesiser's fixed tables). keep: (s0, s1) the samples the caller keeps (the stream);
+        Whisper still encodes the whole window, but retrieval and the decoder run only on the frames
+        covering them plus the decoder's receptive field (a later start: same levels, another
+        oscillator phase, which the SOLA splice absorbs); other samples come back as zeros."""
         x = np.asarray(audio, np.float32)
-        n = x.shape[0]
-        k = -(-n // self.hop_size)
+        n, hop = x.shape[0], self.hop_size
+        k = -(-n // hop)
         f0 = np.asarray(f0, np.float32)[:k]
         if uv is not None:
             f0 = np.where(np.asarray(uv)[:k] > 0, f0, 0.0).astype(np.float32)
         units, loud = self.features(x)
+        sp = np.asarray(spk, np.float32)
+        a, b = 0, k
+        if keep is not None:
+            rf = self.net.stack.receptive_field + self.net.conv_in.pad
+            a, b = max(0, int(keep[0]) // hop - rf), min(k, -(-int(keep[1]) // hop))
+            units, f0, loud = units[a:b], f0[a:b], loud[a:b]
+            sp = sp[:, a:b] if sp.ndim == 2 else sp
         if self.feature_index is not None and index_ratio > 0:
-            units = self.feature_index.apply_np(units, spk, self.speakers, float(index_ratio))
-        return self.decode(units, f0, loud, spk)[:n]
+            units = self.feature_index.apply_np(units, sp, self.speakers, float(index_ratio))
+        wave = self.decode(units, f0, loud, sp)
+        if keep is None:
+            return wave[:n]
+        out = np.zeros(n, np.float32)
+        m = min(wave.shape[0], n - a * hop)
+        out[a * hop:a * hop + m] = wave[:m]
+        return out
 
 
 def build_random(sample_rate: int = 24000, hop: int = 120, speakers: list[str] | None = None, seed: int = 0,

@@ -182,3 +182,18 @@ def test_index_ratio_moves_units_toward_the_bank(model):
         assert not np.allclose(model.convert_window(x, f0, spk, index_ratio=1.0), plain, atol=1e-4)
     finally:
         model.feature_index = None
+
+
+def test_keep_decodes_only_the_kept_frames_at_the_same_level(model):
+    x = sung_tone(SR, 1.3, f0=230.0)
+    x[: x.shape[0] // 2] = sung_tone(SR, 1.3, f0=230.0)[x.shape[0] // 2:][: x.shape[0] // 2]  # no pause inside
+    n = -(-x.shape[0] // HOP)
+    f0 = np.full(n, 230.0, np.float32)
+    spk = model.speaker_weights("a")
+    whole = model.convert_window(x, f0, spk)
+    s0, s1 = 24000, 24000 + 4800
+    part = model.convert_window(x, f0, spk, keep=(s0, s1))
+    assert part.shape == whole.shape and not part[: s0 - 60 * HOP].any()  # nothing decoded far before s0
+    f = 480
+    lv = lambda s: 10 * np.log10(np.mean(s[s0:s1].reshape(-1, f).astype(np.float64) ** 2, 1) + 1e-12)  # noqa: E731
+    assert np.max(np.abs(lv(part) - lv(whole))) < 1.0
