@@ -153,10 +153,18 @@ def test_train_index_builds_from_extracted_features(random_model_dir, tmp_path, 
         assert "trained with" in capsys.readouterr().err
 
 
-def test_train_features_refuses_an_encoder_hpn_cannot_stream(tmp_path):
+def test_train_features_refuses_an_encoder_kind_no_family_trains(tmp_path, monkeypatch):
+    """causal-mel (hpn) and whisper (hpnw) train; any other kind (a HuBERT/ContentVec encoder that
+    serves imported so-vits voices) is refused in one line naming the kinds that train."""
+    import training.features as tf
     from svc_dsp.errors import TrainingError
-    from training.features import extract_features
 
     (tmp_path / "prepare.json").write_text(json.dumps({"sample_rate": 24000}))
-    with pytest.raises(TrainingError, match="kind 'whisper'.*causal-mel"):
-        extract_features(tmp_path, encoder_folder_or_name="whisper-base-l4", f0_method="yin")
+    real = tf.encoder_reference
+
+    def as_hubert(folder):
+        return {**real(folder), "kind": "hubert", "name": "contentvec"}
+
+    monkeypatch.setattr(tf, "encoder_reference", as_hubert)
+    with pytest.raises(TrainingError, match="kind 'hubert'.*causal-mel or whisper"):
+        tf.extract_features(tmp_path, encoder_folder_or_name="whisper-base-l4", f0_method="yin")
