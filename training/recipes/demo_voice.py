@@ -141,6 +141,21 @@ def extra_speaker(voice: str) -> str:
     return f"{engine}-{name}"
 
 
+def pick_extra_voices(arg: str | None, tiny: bool, default: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The extra voices a recipe sings and their speaker names, from ``--extra-voices`` (None: ``default``,
+    or none with ``--tiny``; 'none': none); each voice checked by :func:`check_voices`. ValueError
+    (one line) naming a voice given twice or one that does not speak here."""
+    if arg is None:
+        extras = [] if tiny else list(default)
+    else:
+        extras = [v.strip() for v in arg.split(",") if v.strip() and v.strip() != "none"]
+    names = [extra_speaker(v) for v in extras]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--extra-voices names a voice twice: {arg}")
+    check_voices(extras)
+    return extras, names
+
+
 def check_voices(voices: list[str]) -> None:
     """Speak one word with each voice; ValueError naming the voice, the error and (for the
     festival voices of other languages) the Debian package that installs it."""
@@ -209,15 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-minutes", type=float, default=EXTRA_MINUTES,
                     help=f"minutes of singing per extra voice (default {EXTRA_MINUTES:g})")
     args = ap.parse_args(argv)
-    if args.extra_voices is None:
-        extras = [] if args.tiny else list(EXTRA_VOICES)
-    else:
-        extras = [v.strip() for v in args.extra_voices.split(",") if v.strip() and v.strip() != "none"]
     try:
-        extra_names = [extra_speaker(v) for v in extras]
-        if len(set(extra_names)) != len(extra_names):
-            raise ValueError(f"--extra-voices names a voice twice: {args.extra_voices}")
-        check_voices(extras)
+        extras, extra_names = pick_extra_voices(args.extra_voices, args.tiny, EXTRA_VOICES)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -151,17 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fit", action="store_true",
                     help="export the run's newest checkpoint as it is (e.g. while a long fit still runs)")
     args = ap.parse_args(argv)
-    from training.recipes.demo_voice import check_voices, extra_speaker
+    from training.recipes.demo_voice import pick_extra_voices
 
-    if args.extra_voices is None:
-        extras = [] if args.tiny else list(EXTRA_VOICES)
-    else:
-        extras = [v.strip() for v in args.extra_voices.split(",") if v.strip() and v.strip() != "none"]
     try:
-        names = [extra_speaker(v) for v in extras]
-        if len(set(names)) != len(names):
-            raise ValueError(f"--extra-voices names a voice twice: {args.extra_voices}")
-        check_voices(extras)
+        extras, names = pick_extra_voices(args.extra_voices, args.tiny, EXTRA_VOICES)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
