@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.errors import ParameterError
-from svc_dsp.models.base import StatefulModel
+from svc_dsp.runtime.hpn_runtime import HpnRuntime
 
 _LN10 = math.log(10.0)
 
@@ -105,7 +105,7 @@ class NumpyHpnState:
         return c
 
 
-class NumpyHpnModel(StatefulModel):
+class NumpyHpnModel(HpnRuntime):
     """The torch HpnModel's streaming interface (``init_state``/``process_hops``) in numpy.
 
     ``init_state()`` returns ``[NumpyHpnState]``; ``process_hops`` advances it in place and
@@ -113,16 +113,11 @@ class NumpyHpnModel(StatefulModel):
     Feature retrieval (``index_ratio`` with an index) runs in the torch graph only.
     """
 
-    family = "hpn"
-    regime = "stateful"
-
     def __init__(self, model: Any) -> None:
         import torch
 
-        self.config, self.folder = model.config, model.folder
-        self._torch = model
+        super().__init__(model)
         net = model.net
-        self._delay_hops = int(model.delay_hops)
         enc = net.encoder
         fe = enc.frontend
         self.hop, self.win = int(fe.hop), int(fe.win)
@@ -164,13 +159,6 @@ class NumpyHpnModel(StatefulModel):
     @classmethod
     def from_model(cls, model: Any) -> "NumpyHpnModel":
         return model if isinstance(model, NumpyHpnModel) else cls(model)
-
-    @property
-    def delay_hops(self) -> int:
-        return self._delay_hops
-
-    def latency_samples(self) -> int:
-        return self._torch.latency_samples()
 
     # -- state ------------------------------------------------------------------------
     def init_state(self) -> list[Any]:

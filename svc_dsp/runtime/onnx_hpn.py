@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from svc_dsp.errors import ModelError, ParameterError
-from svc_dsp.models.base import StatefulModel
+from svc_dsp.runtime.hpn_runtime import HpnRuntime
 from svc_dsp.nn.onnx import make_session
 
 
@@ -161,7 +161,7 @@ def session_options(threads: int = 1) -> Any:
     return so
 
 
-class OnnxHpnModel(StatefulModel):
+class OnnxHpnModel(HpnRuntime):
     """The torch HpnModel's streaming interface, run by onnxruntime.
 
     :meth:`init_state` returns ``[state]`` where ``state`` is an opaque object holding the
@@ -169,16 +169,11 @@ class OnnxHpnModel(StatefulModel):
     list of arrays (e.g. ``[s.numpy() for s in torch_model.init_state()]``) is accepted too.
     """
 
-    family = "hpn"
-    regime = "stateful"
-
     def __init__(self, model: Any, onnx_path: str | os.PathLike | None, threads: int = 1, *,
                  group_path: str | os.PathLike | None = None, hops: int = 1) -> None:
         """onnx_path: the one-hop graph; group_path: an optional graph of ``hops`` hops per run,
         used whenever at least that many hops are processed together."""
-        self.config, self.folder = model.config, model.folder
-        self._torch = model
-        self._delay_hops = int(model.delay_hops)
+        super().__init__(model)
         so = session_options(threads)
         self.session = make_session(onnx_path, so) if onnx_path else None
         self.group = hops if group_path is not None else 1
@@ -219,13 +214,6 @@ class OnnxHpnModel(StatefulModel):
     @property
     def providers(self) -> list[str]:
         return (self.group_session or self.session).get_providers()  # type: ignore[union-attr]
-
-    @property
-    def delay_hops(self) -> int:
-        return self._delay_hops
-
-    def latency_samples(self) -> int:
-        return self._torch.latency_samples()
 
     def init_state(self) -> list[Any]:
         return [_BoundState(self, [s.numpy() for s in self._torch.init_state()])]
