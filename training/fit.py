@@ -25,6 +25,9 @@ from svc_dsp.errors import TrainingError
 from svc_dsp.fileops import write_atomic
 from training.config import TrainConfig, load_config
 
+#: one record per fit session of a run (see :meth:`Trainer.record_session`)
+SESSIONS_NAME = "sessions.json"
+
 
 MAX_ROLLBACKS = 3
 
@@ -303,6 +306,19 @@ class Trainer:
         in_time = time.monotonic() < deadline and (not self.ctx.is_main or time.process_time() < cpu_deadline)
         return not all_true(self.ctx, in_time)
 
+    def record_session(self, first_step: int, wall_s: float, cpu_s: float) -> None:
+        """Append this session (steps, limits, torch threads, wall and CPU minutes used) to
+        ``run_dir/sessions.json``: what a resumed run cost in all, for the exported model's record (a
+        session killed before its end leaves none)."""
+        import torch
+
+        path, c = self.run_dir / SESSIONS_NAME, self.cfg
+        sessions = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+        sessions.append({"steps": [first_step, self.step], "cpu_limit_minutes": c.cpu_limit_minutes,
+                         "time_limit_minutes": c.time_limit_minutes, "torch_threads": torch.get_num_threads(),
+                         "wall_minutes": round(wall_s / 60.0, 1), "cpu_minutes": round(cpu_s / 60.0, 1)})
+        write_atomic(path, json.dumps(sessions, indent=1))
+
     def run(self) -> FitResult:
         resumed = self.resume()
         c = self.cfg
@@ -316,6 +332,7 @@ class Trainer:
                 write_atomic(self.run_dir / "train_config.json", json.dumps(c.to_dict(), indent=1, ensure_ascii=False))
         bad_streak, acc, acc_n = 0, {}, 0
         t_log, steps_since, t_start, steps_done = time.monotonic(), 0, time.monotonic(), 0
+        cpu_start, first_step = time.process_time(), self.step
         saved_at = resumed
         deadline = t_start + 60.0 * c.time_limit_minutes if c.time_limit_minutes else math.inf
         cpu_deadline = time.process_time() + 60.0 * c.cpu_limit_minutes if c.cpu_limit_minutes else math.inf
@@ -371,6 +388,8 @@ class Trainer:
                            str(self.run_dir / "checkpoints" / f"step_{self.step:06d}"), resumed)
         self.log.line(f"done at step {self.step}: {result.steps_per_s:.2f} steps/s, "
                       f"{result.audio_s_per_s:.1f} audio-s/s over this session")
+        if self.ctx.is_main:
+            self.record_session(first_step, wall, time.process_time() - cpu_start)
         self.log.close()
         return result
 

@@ -74,18 +74,19 @@ def generate_data(raw: Path, *, tiny: bool, seed: int, jobs: int, extras: list[s
     return secs
 
 
-def record_budget(model_dir: Path, run_dir: Path, threads: int = 1) -> None:
-    """Write the fit's budget (configured CPU and wall limits, the recipe) into model.json's 'training'
-    block and refresh its line in SHA256SUMS."""
+def record_budget(model_dir: Path, run_dir: Path) -> None:
+    """Write the fit's budget (the recipe and every fit session the run recorded: steps, limits,
+    threads, minutes used) into model.json's 'training' block and refresh its line in SHA256SUMS."""
     from svc_dsp.fileops import write_atomic
     from svc_dsp.models.folder import MANIFEST_NAME, sha256_file
+    from training.fit import SESSIONS_NAME
 
-    tcfg = json.loads((run_dir / "train_config.json").read_text(encoding="utf-8"))
+    sessions_path = run_dir / SESSIONS_NAME
+    sessions = json.loads(sessions_path.read_text(encoding="utf-8")) if sessions_path.is_file() else []
     cfg_path = model_dir / "model.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg.setdefault("training", {})["budget"] = {
-        "recipe": "training.recipes.demo_whisper", "cpu_limit_minutes": tcfg.get("cpu_limit_minutes"),
-        "time_limit_minutes": tcfg.get("time_limit_minutes"), "torch_threads": threads, "f0_method": F0_METHOD}
+        "recipe": "training.recipes.demo_whisper", "f0_method": F0_METHOD, "sessions": sessions}
     write_atomic(cfg_path, (json.dumps(cfg, indent=2) + "\n").encode())
     sums = model_dir / MANIFEST_NAME
     lines = [ln for ln in sums.read_text(encoding="utf-8").splitlines() if not ln.endswith("  model.json")]
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[demo-whisper] fit: step {res.step}, {time.monotonic() - t_fit:.0f} s, {res.steps_per_s:.2f} "
               f"steps/s, losses {res.losses}")
     xrep = export(work / "run", args.out, name=args.out.name, overwrite=True)
-    record_budget(args.out, work / "run", args.threads)
+    record_budget(args.out, work / "run")
     index_target(args.out, prep)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     preset = None
