@@ -9,6 +9,12 @@ cross-correlation between the streamed output and the offline (latency-free) ren
 (b) as the onset delay of a note (envelope crossing 10 % of its maximum) relative to the
 input onset. RTF: processing seconds / audio seconds per block size and backend on one
 thread (median of --repeats runs).
+
+Where a hop's time goes (block 256, one hop per step, stateful voices with a numpy runtime):
+the engine's CPU time split into the voice's network step (``process_hops``, timed inside the
+engine) and everything else (resampling, F0, levels, parameters); and the floor of the network
+step's weight traffic: the runtime's weight matrices (``NumpyHpnModel.weight_matrices``), a
+row vector through each in hop order and nothing else, per hop.
 """
 from __future__ import annotations
 
@@ -25,6 +31,75 @@ def _stream(sc, x, block):
     for i in range(0, x.shape[0], block):
         out[i:i + block] = sc.process(x[i:i + block])
     return out
+
+
+def _rtf(sc, x, block: int, repeats: int) -> tuple[float, float]:
+    """Median (wall-clock RTF, process-CPU-time RTF) of streaming ``x`` through ``sc`` in
+    ``block``-sample blocks, after a 1 s warm-up."""
+    sr = sc.sample_rate
+    _stream(sc, x[: sr], block)
+    times, cpus = [], []
+    for _ in range(repeats):
+        sc.reset()
+        t0, c0 = time.perf_counter(), time.process_time()
+        _stream(sc, x, block)
+        times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    secs = x.shape[0] / sr
+    return statistics.median(times) / secs, statistics.median(cpus) / secs
+
+
+def _weight_floor(runtime, hops: int = 2000) -> tuple[float, float]:
+    """(median seconds per hop, MB per hop) of multiplying one frame by each weight matrix of
+    ``runtime`` in hop order, nothing else; the first 10 % of hops are not counted."""
+    mats = runtime.weight_matrices()
+    rows = [np.ones((1, w.shape[0]), np.float32) for w in mats]
+    per_hop = []
+    for _ in range(hops):
+        t0 = time.perf_counter()
+        for r, w in zip(rows, mats):
+            r @ w
+        per_hop.append(time.perf_counter() - t0)
+    return statistics.median(per_hop[hops // 10:]), sum(w.nbytes for w in mats) / 1e6
+
+
+def hop_costs(model, sr: int, x: np.ndarray, repeats: int) -> list[str]:
+    """Lines of the 'where a hop's time goes' table (block 256, hops_per_step 1, CPU time)."""
+    from svc_dsp.engine.streaming import StreamingConverter
+    from svc_dsp.runtime.numpy_hpn import NumpyHpnModel
+
+    hop_s = model.hop_size / model.sample_rate
+    lines = [f"where a hop's time goes: block 256, one hop per step, {hop_s * 1000:.2f} ms hops; RTF in CPU time "
+             f"(the 0.2 target leaves {0.2 * hop_s * 1000:.2f} ms per hop for everything)",
+             f"{'backend':<8}{'engine':>9}{'network step':>14}{'the rest':>10}"]
+    for backend in ("numpy", "onnx"):
+        sc = StreamingConverter(model, sr, 256, backend=backend)
+        rt = sc.stage.core.model
+        spent = [0.0]
+        step = rt.process_hops
+
+        def timed(*a, **k):
+            c0 = time.process_time()
+            try:
+                return step(*a, **k)
+            finally:
+                spent[0] += time.process_time() - c0
+
+        rt.process_hops = timed
+        _stream(sc, x[: sr], 256)  # warm-up, not counted
+        runs = []
+        for _ in range(repeats):
+            sc.reset()
+            spent[0] = 0.0
+            c0 = time.process_time()
+            _stream(sc, x, 256)
+            runs.append(((time.process_time() - c0) * sr / x.shape[0], spent[0] * sr / x.shape[0]))
+        total, net = sorted(runs)[len(runs) // 2]  # the run of median total time, split as it was
+        lines.append(f"{backend:<8}{total:>9.3f}{net:>14.3f}{total - net:>10.3f}")
+    floor, mb = _weight_floor(NumpyHpnModel(model))
+    lines.append(f"weight floor: {mb:.2f} MB of float32 weights per hop, {floor * 1000:.3f} ms per hop alone "
+                 f"({mb / 1000 / floor:.1f} GB/s) = RTF {floor / hop_s:.3f} before any other work")
+    return lines
 
 
 def _live_voice() -> str | None:
@@ -96,32 +171,21 @@ def main(argv: list[str]) -> int:
         lat = StreamingConverter(model, sr, 64, hops_per_step=g).latency_samples
         row = f"{backend:<8}{g:>3}{lat * ms:>8.2f}ms"
         for b in blocks:
-            sc = StreamingConverter(model, sr, b, backend=backend, hops_per_step=g)
-            _stream(sc, x[: sr], b)  # warm-up
-            times, cpus = [], []
-            for _ in range(args.repeats):
-                sc.reset()
-                t0, c0 = time.perf_counter(), time.process_time()
-                _stream(sc, x, b)
-                times.append(time.perf_counter() - t0)
-                cpus.append(time.process_time() - c0)
-            cell = f"{statistics.median(times) / args.seconds:.3f}/{statistics.median(cpus) / args.seconds:.3f}"
+            wall, cpu = _rtf(StreamingConverter(model, sr, b, backend=backend, hops_per_step=g), x, b, args.repeats)
+            cell = f"{wall:.3f}/{cpu:.3f}"
             row += f"{cell:>14}"
         print(row, flush=True)
+    if model.regime == "stateful" and hasattr(model, "process_hops") and model.family == "hpn":
+        print()
+        for line in hop_costs(model, sr, x, args.repeats):
+            print(line, flush=True)
     # what a user gets without choosing: StreamingConverter(model, rate, 256)
     sc = StreamingConverter(model, sr, 256)
-    _stream(sc, x[: sr], 256)
-    times, cpu = [], []
-    for _ in range(args.repeats):
-        sc.reset()
-        t0, c0 = time.perf_counter(), time.process_time()
-        _stream(sc, x, 256)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    wall, cpu = _rtf(sc, x, 256, args.repeats)
     # on a shared machine the wall clock also counts time spent waiting for a core; the
     # process's CPU time does not (it still includes slowdowns from sharing caches and cores)
     print(f"defaults, StreamingConverter(model, {sr}, 256): backend {sc.backend}, hops_per_step {sc.hops_per_step}, "
-          f"latency {sc.latency_samples * ms:.2f} ms, RTF {statistics.median(times) / args.seconds:.3f} at block 256 "
-          f"(CPU time of this process: RTF {statistics.median(cpu) / args.seconds:.3f}; load average "
+          f"latency {sc.latency_samples * ms:.2f} ms, RTF {wall:.3f} at block 256 "
+          f"(CPU time of this process: RTF {cpu:.3f}; load average "
           f"{os.getloadavg()[0]:.2f} now)")
     return 0

@@ -160,6 +160,16 @@ class NumpyHpnModel(HpnRuntime):
     def from_model(cls, model: Any) -> "NumpyHpnModel":
         return model if isinstance(model, NumpyHpnModel) else cls(model)
 
+    def weight_matrices(self) -> list[np.ndarray]:
+        """The float32 matrices one hop multiplies a frame by, in the order the step reads them
+        (mel filterbank, encoder convs and block outputs, unit projection, decoder convs and
+        block outputs, head): what a hop must bring from memory, for cost accounting."""
+        def stack(s: _Stack) -> list[np.ndarray]:
+            return [m for conv, (wo, _) in zip(s.convs, s.outs) for m in (conv.w, wo)]
+
+        return [self.fb_t, self.enc_in.w, *stack(self.enc_stack), self.proj_w, self.spk_cond,
+                self.dec_in.w, *stack(self.dec_stack), self.head_w]
+
     # -- state ------------------------------------------------------------------------
     def init_state(self) -> list[Any]:
         return [from_torch_state(self, self._torch.init_state())]

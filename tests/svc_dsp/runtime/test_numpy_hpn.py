@@ -132,3 +132,17 @@ def test_no_allocation_growth_in_process_after_warm_up(random_model):
     finally:
         tracemalloc.stop()
     assert last - first < 64 * 1024, f"traced memory grew by {last - first} bytes over {3 * len(blocks[150:])} blocks"
+
+
+def test_weight_matrices_are_every_matrix_a_hop_multiplies_by(random_model):
+    nm = NumpyHpnModel(random_model)
+    mats = nm.weight_matrices()
+    assert all(w.dtype == np.float32 and w.ndim == 2 and w.flags.c_contiguous for w in mats)
+    net = random_model.net
+    enc = net.encoder
+    blocks = [*enc.stack.blocks, *net.stack.blocks]
+    expected = (enc.frontend.fb.numel() + enc.conv_in.weight.numel() + enc.proj.weight.numel()
+                + sum(b.conv.weight.numel() + b.out.weight.numel() for b in blocks)
+                + net.spk_table.shape[0] * net.spk_proj.weight.shape[0]  # table and projection folded
+                + net.conv_in.weight.numel() + net.head.weight.numel())
+    assert sum(w.size for w in mats) == expected
